@@ -1,0 +1,40 @@
+# The README's commands. Each sets up what it needs: the virtualenv, and PostgreSQL/Redis
+# (embedded under .data/ unless DATABASE_URL / REDIS_URL are set).
+PYTHON ?= python3
+VENV := .venv
+PY := $(CURDIR)/$(VENV)/bin/python
+# Every command runs with the servers available (scrm/embedded.py).
+WITH_SERVERS := $(PY) -m scrm.embedded --
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: demo test install migrate shell fmt lint bench-events clean-data
+
+demo: install
+	$(WITH_SERVERS) $(PY) manage.py rundemo
+
+test: install
+	$(WITH_SERVERS) $(PY) -m pytest $(PYTEST_ARGS)
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	touch $@
+
+migrate: install
+	$(WITH_SERVERS) $(PY) manage.py migrate
+
+shell: install
+	$(WITH_SERVERS) $(PY) manage.py shell
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+# Bulk load rate of the event log (COPY path), 1 million events by default.
+bench-events: install
+	$(WITH_SERVERS) $(PY) tests/bench/bench_event_load.py $(BENCH_ARGS)
+
+clean-data:
+	rm -rf .data

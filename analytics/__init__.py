@@ -1,0 +1,1 @@
+"""The event log, rollups, metric functions and the dashboard that reads them."""

@@ -1,0 +1,100 @@
+"""The event log: every fact the product knows, one append-only row each; metrics read it.
+
+Shaped for tens of millions of rows: a small-integer type, plain id columns without foreign
+key checks (they would slow bulk loads and the log must outlive what it mentions), a BRIN
+index on time that stays a few hundred kilobytes, and a 16-byte idempotency key.
+"""
+
+from django.contrib.postgres.indexes import BrinIndex
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+
+class EventType(models.IntegerChoices):
+    # Stable numbers: they are stored. Add new ones; never renumber or reuse.
+    CONTACT_ADDED = 1, _("Added staff")  # contact, staff, channel
+    CONTACT_DELETED = 2, _("Deleted by staff")  # the staff member removed the customer
+    CONTACT_BLOCKED = 3, _("Deleted staff")  # the customer removed the staff member (拉黑)
+    CONTACT_EDITED = 4, _("Contact edited")
+    CHANNEL_EXPOSURE = 5, _("Channel code exposure")  # channel; amount = exposures
+    REFERRAL = 6, _("Brought a new contact")  # contact = referrer; payload: referred contact
+    GROUP_CREATED = 10, _("Group created")
+    GROUP_DISMISSED = 11, _("Group dismissed")
+    GROUP_JOINED = 12, _("Joined group")  # payload: join scene
+    GROUP_LEFT = 13, _("Left group")  # payload: quit scene
+    GROUP_OWNER_CHANGED = 14, _("Group owner changed")
+    GROUP_UPDATED = 15, _("Group name or notice changed")
+    MESSAGE = 20, _("Spoke in group")  # amount = messages this row stands for (default 1)
+    ORDER_PAID = 30, _("Ordered")  # amount = fen
+    ORDER_REFUNDED = 31, _("Refunded")  # amount = fen
+    TAG_ADDED = 40, _("Tag added")
+    TAG_REMOVED = 41, _("Tag removed")
+    TIER_CHANGED = 42, _("Tier changed")
+    STAGE_CHANGED = 43, _("Lifecycle stage changed")
+    POINTS_CHANGED = 44, _("Points changed")  # amount = delta
+    DELIVERY_PLANNED = 50, _("Message planned")
+    DELIVERY_SKIPPED = 51, _("Message skipped")
+    DELIVERY_SENT = 52, _("Message sent")
+    DELIVERY_CONFIRMED = 53, _("Message confirmed by staff")
+    DELIVERY_DELIVERED = 54, _("Message delivered")
+    DELIVERY_FAILED = 55, _("Message failed")
+    CAMPAIGN_REACHED = 60, _("Reached by campaign")
+    CAMPAIGN_JOINED = 61, _("Joined campaign")
+    CAMPAIGN_COMPLETED = 62, _("Completed campaign")
+    CAMPAIGN_REWARDED = 63, _("Rewarded by campaign")
+    COUPON_ISSUED = 64, _("Coupon issued")
+    COUPON_REDEEMED = 65, _("Coupon redeemed")
+    CHECKED_IN = 66, _("Checked in")
+    COST_RECORDED = 70, _("Cost recorded")  # amount = fen
+    STAFF_RESIGNED = 80, _("Staff resigned")
+    CONTACT_TRANSFERRED = 81, _("Contact transferred")
+
+
+def _id_column(model: str, verbose_name):
+    # A join target for the ORM, but no constraint and no automatic index.
+    return models.ForeignKey(
+        model,
+        verbose_name=verbose_name,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+
+
+class Event(models.Model):
+    id = models.BigAutoField(primary_key=True)
+    type = models.PositiveSmallIntegerField(_("type"), choices=EventType.choices)
+    occurred_at = models.DateTimeField(_("occurred at"))
+    contact = _id_column("contacts.Contact", _("contact"))
+    group = _id_column("groups.Group", _("group"))
+    staff = _id_column("contacts.Staff", _("staff"))
+    channel = _id_column("contacts.ChannelCode", _("channel"))
+    campaign = _id_column("campaigns.Campaign", _("campaign"))
+    amount = models.BigIntegerField(_("amount"), null=True, blank=True)
+    payload = models.JSONField(_("details"), null=True, blank=True)
+    # uuid5 of the caller's idempotency key: 16 bytes whatever the key's length.
+    key = models.UUIDField(_("idempotency key"), unique=True)
+
+    class Meta:
+        verbose_name = _("event")
+        verbose_name_plural = _("events")
+        indexes = [
+            BrinIndex(fields=["occurred_at"], name="event_occurred_brin"),
+            models.Index(
+                fields=["group", "occurred_at"],
+                condition=Q(group__isnull=False),
+                name="event_group_time",
+            ),
+            models.Index(
+                fields=["contact", "occurred_at"],
+                condition=Q(contact__isnull=False),
+                name="event_contact_time",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_type_display()} @ {self.occurred_at:%Y-%m-%d %H:%M}"

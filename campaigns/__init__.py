@@ -1,0 +1,1 @@
+"""Fission and promotion campaigns, orders, costs and their attribution."""

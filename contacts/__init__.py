@@ -1,0 +1,1 @@
+"""Contacts, staff, follow relations, tags, member tiers, points and channel codes."""

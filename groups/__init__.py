@@ -1,0 +1,1 @@
+"""Customer groups, their members and roles, rules, notices and stages."""

@@ -1,0 +1,1 @@
+"""SOP plans and steps, the content library, the planner and the delivery ledger."""
