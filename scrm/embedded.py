@@ -14,11 +14,14 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 from urllib.parse import quote
 
 DATA_DIR = Path(__file__).resolve().parent.parent / ".data"
 DATABASE_NAME = "scrm"
+# pgserver's platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); harmless.
+warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
 
 
 def start_postgres(data_dir: Path):
