@@ -1,5 +1,7 @@
 """Campaigns, the orders they and the groups bring, and what they cost."""
 
+from decimal import Decimal
+
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
@@ -121,3 +123,6 @@ class Cost(models.Model):
                 name="cost_has_a_target",
             ),
         ]
+
+    def __str__(self) -> str:
+        return f"¥{Decimal(self.amount_fen) / 100:.2f} {self.period_start}–{self.period_end}"

@@ -1,4 +1,4 @@
-"""Staff, contacts and what we know of them: follow relations, tags, tiers, points, channel codes."""
+"""Staff, contacts and what we know of them: follows, tags, tiers, points, channel codes."""
 
 from django.conf import settings
 from django.db import models
@@ -283,6 +283,9 @@ class ContactTag(models.Model):
         # Tag filters walk tag → contacts; the unique index covers contact → tags.
         indexes = [models.Index(fields=["tag", "contact"])]
 
+    def __str__(self) -> str:
+        return f"{self.contact_id}: {self.tag_id}"
+
 
 class PointsEntry(models.Model):
     """One line of the points ledger (积分流水); the balance on Contact is the running sum."""
@@ -313,3 +316,6 @@ class PointsEntry(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(balance_after__gte=0), name="points_entry_balance"),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.delta:+d} ({self.get_reason_display()})"

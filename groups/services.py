@@ -48,7 +48,8 @@ def membership_join(
             )
     except IntegrityError:
         # Already in the group (one open stay per person, enforced by the database).
-        return GroupMembership.objects.get(group=group, contact=contact, left_at__isnull=True), False
+        stay = GroupMembership.objects.get(group=group, contact=contact, left_at__isnull=True)
+        return stay, False
     return stay, True
 
 

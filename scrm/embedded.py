@@ -18,7 +18,9 @@ import warnings
 from pathlib import Path
 from urllib.parse import quote
 
-DATA_DIR = Path(__file__).resolve().parent.parent / ".data"
+DATA_DIR = Path(
+    os.environ.get("SCRM_DATA_DIR") or Path(__file__).resolve().parent.parent / ".data"
+)
 DATABASE_NAME = "scrm"
 # pgserver's platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); harmless.
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
@@ -61,10 +63,8 @@ def run(command: list[str]) -> int:
         server, env["REDIS_URL"] = start_redis(DATA_DIR)
         servers.append(server)
     if servers:
-        print(
-            f"scrm.embedded: servers ready in {time.monotonic() - started:.1f}s, data in {DATA_DIR}",
-            file=sys.stderr,
-        )
+        elapsed = time.monotonic() - started
+        print(f"scrm.embedded: servers up in {elapsed:.1f}s, data in {DATA_DIR}", file=sys.stderr)
 
     child = subprocess.Popen(command, env=env)
 

@@ -21,7 +21,8 @@ from scrm.config import (
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-DATA_DIR = BASE_DIR / ".data"
+# Local state that must not be in the repo: embedded servers' data, the development key.
+DATA_DIR = Path(env_str("SCRM_DATA_DIR") or BASE_DIR / ".data")
 
 SCRM_ENV = env_str("SCRM_ENV", "development")
 if SCRM_ENV not in {"development", "production"}:
