@@ -6,6 +6,7 @@ provide embedded servers when they are not set.
 """
 
 import secrets
+import warnings
 from pathlib import Path
 
 from django.utils.translation import gettext_lazy as _
@@ -138,6 +139,9 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / ".data" / "static"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# Before the first collectstatic (a fresh clone's test run) whitenoise warns about the
+# missing directory; the finders serve the files meanwhile.
+warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
