@@ -207,3 +207,32 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
+
+# WeCom. With WECOM_CORP_ID set the product talks to real WeCom and every credential is
+# required; without it (development only) it talks to the fake WeCom server in wecom/fake,
+# whose made-up credentials below are no secret.
+WECOM_CORP_ID = env_str("WECOM_CORP_ID", required=PRODUCTION)
+if WECOM_CORP_ID:
+    WECOM_SECRET = env_str("WECOM_SECRET", required=True)
+    WECOM_AGENT_ID = env_str("WECOM_AGENT_ID", required=True)
+    WECOM_TOKEN = env_str("WECOM_TOKEN", required=True)
+    WECOM_AES_KEY = env_str("WECOM_AES_KEY", required=True)
+    WECOM_API_BASE = env_str("WECOM_API_BASE", "https://qyapi.weixin.qq.com/cgi-bin/")
+else:
+    WECOM_CORP_ID = "wwfakecorp"
+    WECOM_SECRET = "fake-secret"
+    WECOM_AGENT_ID = "1000002"
+    WECOM_TOKEN = "fake-token"
+    WECOM_AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+    WECOM_API_BASE = env_str("WECOM_API_BASE", "http://127.0.0.1:8900/cgi-bin/")
+if len(WECOM_AES_KEY) != 43:
+    raise ConfigError(
+        f"WECOM_AES_KEY must be 43 characters (WeCom's EncodingAESKey), not {len(WECOM_AES_KEY)}"
+    )
+# Calls per second per API, well under WeCom's 10,000/min (≈ 166/s) and 150,000/hour
+# (≈ 41.7/s sustained): the hourly cap is the one a long sync would hit.
+WECOM_RATE_PER_SECOND = env_int("WECOM_RATE_PER_SECOND", 30, minimum=1)
+# Concurrent calls per API; WeCom answers 45033 above about 5 for mark_tag and remark.
+WECOM_CONCURRENCY = env_int("WECOM_CONCURRENCY", 5, minimum=1)
+# Mass messages each customer / group may receive per day, as the corp admin set it.
+WECOM_MASS_MESSAGES_PER_DAY = env_int("WECOM_MASS_MESSAGES_PER_DAY", 1, minimum=1)
