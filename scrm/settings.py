@@ -199,6 +199,15 @@ CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 300, minimu
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 360, minimum=1)
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Every periodic job, in one place; beat copies them into its database schedule at start.
+# Each job is idempotent, so a duplicate tick is harmless.
+CELERY_BEAT_SCHEDULE = {
+    # Every minute: callbacks stored while the broker was down, or whose worker died.
+    "wecom-requeue-pending-callbacks": {
+        "task": "wecom.tasks.requeue_pending_callbacks",
+        "schedule": 60.0,
+    },
+}
 
 LOGGING = {
     "version": 1,

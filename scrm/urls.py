@@ -6,6 +6,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from analytics import views as analytics_views
+from wecom.callback import wecom_callback
 
 urlpatterns = [
     path("", analytics_views.DashboardView.as_view(), name="dashboard"),
@@ -18,5 +19,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    # Verified by WeCom's signature instead of a login.
+    path("wecom/callback", wecom_callback, name="wecom-callback"),
     path("healthz", analytics_views.healthz, name="healthz"),
 ]
