@@ -199,9 +199,7 @@ class Follow(models.Model):
     # The staff member removed the customer (del_external_contact).
     deleted_by_staff_at = models.DateTimeField(_("deleted by staff at"), null=True, blank=True)
     # The customer removed (blocked) the staff member (del_follow_user).
-    deleted_by_contact_at = models.DateTimeField(
-        _("deleted by customer at"), null=True, blank=True
-    )
+    deleted_by_contact_at = models.DateTimeField(_("deleted by customer at"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("follow relation")

@@ -6,8 +6,10 @@ from django.db import IntegrityError, transaction
 
 from analytics.events import record
 from analytics.models import EventType
-from contacts.models import ChannelCode, Contact
+from contacts.models import ChannelCode, Contact, Staff
+from contacts.services import staff_ensure
 from groups.models import Group, GroupMembership
+from wecom.types import GroupInfo
 
 
 def membership_join(
@@ -83,3 +85,193 @@ def membership_leave(
             payload={"scene": quit_scene} if quit_scene is not None else None,
         )
     return stay
+
+
+def member_resolve(userid: str) -> Staff | Contact:
+    """A group member's WeCom id as one of our staff, or else as a contact (made on sight)."""
+    staff = Staff.objects.filter(userid=userid).first()
+    if staff is not None:
+        return staff
+    contact, _ = Contact.objects.get_or_create(external_userid=userid)
+    return contact
+
+
+def staff_membership_join(*, group: Group, staff: Staff, joined_at: datetime, role: str) -> None:
+    stay, created = GroupMembership.objects.get_or_create(
+        group=group,
+        staff=staff,
+        left_at__isnull=True,
+        defaults={"joined_at": joined_at, "role": role},
+    )
+    if not created and stay.role != role:
+        stay.role = role
+        stay.save(update_fields=["role"])
+
+
+def staff_membership_leave(*, group: Group, staff: Staff, left_at: datetime) -> None:
+    for stay in GroupMembership.objects.filter(group=group, staff=staff, left_at__isnull=True):
+        stay.left_at = max(left_at, stay.joined_at)
+        stay.save(update_fields=["left_at"])
+
+
+@transaction.atomic
+def group_upsert(info: GroupInfo, *, key: str, occurred_at: datetime) -> tuple[Group, list[str]]:
+    """Make our group and its members match WeCom's view; returns (group, what changed).
+
+    Members WeCom lists but we lack join (at WeCom's join time); open stays WeCom no longer
+    lists leave at `occurred_at`. Nothing changes, and nothing is recorded, when both agree.
+    """
+    owner = staff_ensure(info.owner)
+    group = Group.objects.select_for_update().filter(chat_id=info.chat_id).first()
+    changes = []
+    if group is None:
+        group = Group.objects.create(
+            chat_id=info.chat_id,
+            name=info.name,
+            owner=owner,
+            notice=info.notice,
+            wecom_created_at=info.created_at,
+        )
+        changes.append("created")
+        record(
+            type=EventType.GROUP_CREATED,
+            occurred_at=info.created_at or occurred_at,
+            key=f"group-created:{info.chat_id}",
+            group=group,
+            staff=owner,
+        )
+    else:
+        if group.owner_id != owner.pk:
+            record(
+                type=EventType.GROUP_OWNER_CHANGED,
+                occurred_at=occurred_at,
+                key=f"{key}:owner",
+                group=group,
+                staff=owner,
+                payload={"from": group.owner.userid, "to": owner.userid},
+            )
+            group.owner = owner
+            changes.append("owner")
+        if (group.name, group.notice) != (info.name, info.notice):
+            record(
+                type=EventType.GROUP_UPDATED,
+                occurred_at=occurred_at,
+                key=f"{key}:details",
+                group=group,
+                payload={"name": info.name, "notice_changed": group.notice != info.notice},
+            )
+            group.name, group.notice = info.name, info.notice
+            changes.append("details")
+        if changes:
+            group.save(update_fields=["owner", "name", "notice"])
+    admins = [staff_ensure(userid) for userid in info.admins]
+    if set(group.admins.values_list("pk", flat=True)) != {a.pk for a in admins}:
+        group.admins.set(admins)
+        changes.append("admins")
+
+    listed = {m.userid: m for m in info.members}
+    open_stays = GroupMembership.objects.filter(group=group, left_at__isnull=True).select_related(
+        "contact", "staff"
+    )
+    present = {}
+    for stay in open_stays:
+        userid = stay.contact.external_userid if stay.contact_id else stay.staff.userid
+        present[userid] = stay
+    for userid, member in listed.items():
+        if userid in present:
+            continue
+        who = member_resolve(userid)
+        joined_at = member.joined_at or occurred_at
+        if isinstance(who, Staff):
+            role = (
+                GroupMembership.Role.OWNER
+                if userid == info.owner
+                else GroupMembership.Role.ADMIN
+                if userid in info.admins
+                else GroupMembership.Role.MEMBER
+            )
+            staff_membership_join(group=group, staff=who, joined_at=joined_at, role=role)
+        else:
+            membership_join(
+                group=group,
+                contact=who,
+                joined_at=joined_at,
+                join_scene=member.join_scene,
+                invitor_userid=member.invitor_userid,
+                key=f"group-joined:{info.chat_id}:{userid}:{joined_at.timestamp():.0f}",
+            )
+        changes.append(f"joined:{userid}")
+    for userid, stay in present.items():
+        if userid in listed:
+            continue
+        if stay.staff_id:
+            staff_membership_leave(group=group, staff=stay.staff, left_at=occurred_at)
+        else:
+            membership_leave(
+                group=group, contact=stay.contact, left_at=occurred_at, key=f"{key}:left:{userid}"
+            )
+        changes.append(f"left:{userid}")
+    return group, changes
+
+
+@transaction.atomic
+def group_dismiss(*, chat_id: str, occurred_at: datetime, key: str) -> Group | None:
+    """The group was dismissed: every open stay ends with it; the history stays."""
+    group = Group.objects.select_for_update().filter(chat_id=chat_id).first()
+    if group is None or group.dismissed_at is not None:
+        return group
+    group.dismissed_at = occurred_at
+    group.save(update_fields=["dismissed_at"])
+    for stay in GroupMembership.objects.filter(group=group, left_at__isnull=True):
+        if stay.contact_id:
+            membership_leave(
+                group=group,
+                contact=stay.contact,
+                left_at=occurred_at,
+                key=f"{key}:left:{stay.contact_id}",
+            )
+        else:
+            staff_membership_leave(group=group, staff=stay.staff, left_at=occurred_at)
+    record(type=EventType.GROUP_DISMISSED, occurred_at=occurred_at, key=key, group=group)
+    return group
+
+
+def members_changed(
+    *,
+    chat_id: str,
+    userids: list[str],
+    joined: bool,
+    scene: int | None,
+    occurred_at: datetime,
+    key: str,
+) -> Group | None:
+    """Members joined or left (the add_member / del_member callbacks)."""
+    group = Group.objects.filter(chat_id=chat_id).first()
+    if group is None:
+        return None  # unknown group: the create callback or a sync brings it with its members
+    for userid in userids:
+        who = member_resolve(userid)
+        if isinstance(who, Staff):
+            if joined:
+                staff_membership_join(
+                    group=group, staff=who, joined_at=occurred_at, role=GroupMembership.Role.MEMBER
+                )
+            else:
+                staff_membership_leave(group=group, staff=who, left_at=occurred_at)
+        elif joined:
+            membership_join(
+                group=group,
+                contact=who,
+                joined_at=occurred_at,
+                join_scene=scene,
+                key=f"{key}:{userid}",
+            )
+        else:
+            membership_leave(
+                group=group,
+                contact=who,
+                left_at=occurred_at,
+                quit_scene=scene,
+                key=f"{key}:{userid}",
+            )
+    return group

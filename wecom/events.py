@@ -46,8 +46,9 @@ def parse(xml: str) -> dict:
 
 
 def kind_of(fields: dict) -> str:
-    change = fields.get("ChangeType")
-    return f"{fields['Event']}/{change}" if change else fields["Event"]
+    """e.g. change_external_contact/add_external_contact, change_external_chat/update/add_member."""
+    parts = [fields["Event"], fields.get("ChangeType"), fields.get("UpdateDetail")]
+    return "/".join(part for part in parts if part)
 
 
 Handler = Callable[[CallbackMessage], None]

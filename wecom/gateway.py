@@ -110,23 +110,37 @@ def contacts_by_staff(userids: Iterable[str], *, page_size: int = 100) -> Iterat
             "external_contact_list",
         )
         for row in rows:
-            contact, follow = row["external_contact"], row["follow_info"]
-            yield ContactInfo(
-                external_userid=contact["external_userid"],
-                name=contact.get("name", ""),
-                gender=int(contact.get("gender", 0)),
-                avatar=contact.get("avatar", ""),
-                unionid=contact.get("unionid", ""),
-                follow=FollowInfo(
-                    userid=follow["userid"],
-                    remark=follow.get("remark", ""),
-                    description=follow.get("description", ""),
-                    added_at=_when(follow.get("createtime")),
-                    tag_ids=tuple(follow.get("tag_id", [])),
-                    state=follow.get("state", ""),
-                    add_way=int(follow.get("add_way", 0)),
-                ),
-            )
+            follow = row["follow_info"]
+            yield _contact_info(row["external_contact"], follow, tag_ids=follow.get("tag_id", []))
+
+
+def contact_get(external_userid: str) -> list[ContactInfo]:
+    """One contact as each of the staff members following them sees them."""
+    result = _get("externalcontact/get", external_userid=external_userid)
+    contact = result["external_contact"]
+    return [
+        _contact_info(contact, follow, tag_ids=[t["tag_id"] for t in follow.get("tags", [])])
+        for follow in result.get("follow_user", [])
+    ]
+
+
+def _contact_info(contact: dict, follow: dict, *, tag_ids) -> ContactInfo:
+    return ContactInfo(
+        external_userid=contact["external_userid"],
+        name=contact.get("name", ""),
+        gender=int(contact.get("gender", 0)),
+        avatar=contact.get("avatar", ""),
+        unionid=contact.get("unionid", ""),
+        follow=FollowInfo(
+            userid=follow["userid"],
+            remark=follow.get("remark", ""),
+            description=follow.get("description", ""),
+            added_at=_when(follow.get("createtime")),
+            tag_ids=tuple(tag_ids),
+            state=follow.get("state", ""),
+            add_way=int(follow.get("add_way", 0)),
+        ),
+    )
 
 
 def contact_set_remark(*, userid: str, external_userid: str, remark: str, description: str = ""):
