@@ -23,7 +23,16 @@ def send_welcome_message(self, *, follow_id: int, welcome_code: str, added_at: f
     if time.time() - added_at > WELCOME_WINDOW:
         logger.warning("welcome for follow %s arrived after WeCom's 20 s window", follow_id)
         return "too late"
-    text = follow.channel.welcome_message.replace("{name}", follow.contact.name or "")
+    contact = follow.contact
+    if not contact.name:
+        # The add callback carries no name; one quick fetch makes "{name}" personal. Best
+        # effort: the welcome goes out without it rather than miss WeCom's window.
+        try:
+            for info in gateway.contact_get(contact.external_userid):
+                contact, _ = services.contact_upsert(info)
+        except WeComError as exc:
+            logger.info("no profile for the welcome of follow %s: %s", follow_id, exc)
+    text = follow.channel.welcome_message.replace("{name}", contact.name or "")
     try:
         gateway.welcome_message_send(welcome_code=welcome_code, content=Content(text=text))
     except WeComAlreadyDone:

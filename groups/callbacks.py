@@ -10,16 +10,26 @@ def _scene(message: CallbackMessage, field: str) -> int | None:
     return int(value) if value.isdigit() else None
 
 
+@handles("change_external_chat/create")
+def group_created(message: CallbackMessage) -> None:
+    # The callback carries only the chat id. WeCom's member list is of now: take the members
+    # who were there at creation; later joins and leaves come as their own callbacks.
+    info = gateway.group_get(message.get("ChatId"))
+    services.group_upsert(
+        info, key=message.key, occurred_at=message.occurred_at, members=services.MEMBERS_BEFORE
+    )
+
+
 @handles(
-    "change_external_chat/create",
     "change_external_chat/update/change_owner",
     "change_external_chat/update/change_name",
     "change_external_chat/update/change_notice",
 )
 def group_details_changed(message: CallbackMessage) -> None:
-    # The callback carries only the chat id: WeCom's current view is the truth.
     info = gateway.group_get(message.get("ChatId"))
-    services.group_upsert(info, key=message.key, occurred_at=message.occurred_at)
+    services.group_upsert(
+        info, key=message.key, occurred_at=message.occurred_at, members=services.MEMBERS_IGNORE
+    )
 
 
 @handles("change_external_chat/dismiss")

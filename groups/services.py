@@ -11,6 +11,9 @@ from contacts.services import staff_ensure
 from groups.models import Group, GroupMembership
 from wecom.types import GroupInfo
 
+# How group_upsert treats WeCom's member list (see there).
+MEMBERS_RECONCILE, MEMBERS_BEFORE, MEMBERS_IGNORE = "reconcile", "before", "ignore"
+
 
 def membership_join(
     *,
@@ -70,10 +73,11 @@ def membership_leave(
             .filter(group=group, contact=contact, left_at__isnull=True)
             .first()
         )
-        if stay is None:
+        if stay is None or left_at < stay.joined_at:
+            # Not in the group, or a late leave from before the current stay began (callbacks
+            # applied out of order): it does not end this stay.
             return None
-        # A leave reported with a clock before the join still closes the stay, at the join.
-        stay.left_at = max(left_at, stay.joined_at)
+        stay.left_at = left_at
         stay.quit_scene = quit_scene
         stay.save(update_fields=["left_at", "quit_scene"])
         record(
@@ -109,17 +113,30 @@ def staff_membership_join(*, group: Group, staff: Staff, joined_at: datetime, ro
 
 
 def staff_membership_leave(*, group: Group, staff: Staff, left_at: datetime) -> None:
-    for stay in GroupMembership.objects.filter(group=group, staff=staff, left_at__isnull=True):
-        stay.left_at = max(left_at, stay.joined_at)
-        stay.save(update_fields=["left_at"])
+    stays = GroupMembership.objects.filter(
+        group=group, staff=staff, left_at__isnull=True, joined_at__lte=left_at
+    )
+    stays.update(left_at=left_at)
 
 
 @transaction.atomic
-def group_upsert(info: GroupInfo, *, key: str, occurred_at: datetime) -> tuple[Group, list[str]]:
-    """Make our group and its members match WeCom's view; returns (group, what changed).
+def group_upsert(
+    info: GroupInfo,
+    *,
+    key: str,
+    occurred_at: datetime,
+    members: str = MEMBERS_RECONCILE,
+) -> tuple[Group, list[str]]:
+    """Make our group match WeCom's view; returns (group, what changed).
 
-    Members WeCom lists but we lack join (at WeCom's join time); open stays WeCom no longer
-    lists leave at `occurred_at`. Nothing changes, and nothing is recorded, when both agree.
+    `members` says how far to trust WeCom's member list, which is a snapshot of *now* while
+    the callback being applied may be older:
+    - MEMBERS_RECONCILE (a sync): members WeCom lists but we lack join at WeCom's join time,
+      open stays WeCom no longer lists leave at `occurred_at`;
+    - MEMBERS_BEFORE (the create callback): only members who joined by `occurred_at` join;
+      later joins and leaves arrive as their own callbacks;
+    - MEMBERS_IGNORE (owner, name, notice changes): members are left alone.
+    Nothing changes, and nothing is recorded, when both sides agree.
     """
     owner = staff_ensure(info.owner)
     group = Group.objects.select_for_update().filter(chat_id=info.chat_id).first()
@@ -169,7 +186,13 @@ def group_upsert(info: GroupInfo, *, key: str, occurred_at: datetime) -> tuple[G
         group.admins.set(admins)
         changes.append("admins")
 
-    listed = {m.userid: m for m in info.members}
+    if members == MEMBERS_IGNORE:
+        return group, changes
+    listed = {
+        m.userid: m
+        for m in info.members
+        if members == MEMBERS_RECONCILE or (m.joined_at or occurred_at) <= occurred_at
+    }
     open_stays = GroupMembership.objects.filter(group=group, left_at__isnull=True).select_related(
         "contact", "staff"
     )
@@ -180,7 +203,7 @@ def group_upsert(info: GroupInfo, *, key: str, occurred_at: datetime) -> tuple[G
     for userid, member in listed.items():
         if userid in present:
             continue
-        who = member_resolve(userid)
+        who = member_resolve(userid) if member.is_external else staff_ensure(userid)
         joined_at = member.joined_at or occurred_at
         if isinstance(who, Staff):
             role = (
@@ -202,7 +225,7 @@ def group_upsert(info: GroupInfo, *, key: str, occurred_at: datetime) -> tuple[G
             )
         changes.append(f"joined:{userid}")
     for userid, stay in present.items():
-        if userid in listed:
+        if userid in listed or members != MEMBERS_RECONCILE:
             continue
         if stay.staff_id:
             staff_membership_leave(group=group, staff=stay.staff, left_at=occurred_at)

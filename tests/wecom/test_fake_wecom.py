@@ -23,19 +23,37 @@ WORLD = {
         {"userid": "bob", "name": "Bob", "status": 1},
     ],
     "tag_groups": [
-        {"group_id": "etgrp-level", "group_name": "Level", "order": 1, "create_time": T0,
-         "tags": [{"id": "ettag-vip", "name": "VIP", "order": 2, "create_time": T0},
-                  {"id": "ettag-new", "name": "New", "order": 1, "create_time": T0}]},
+        {
+            "group_id": "etgrp-level",
+            "group_name": "Level",
+            "order": 1,
+            "create_time": T0,
+            "tags": [
+                {"id": "ettag-vip", "name": "VIP", "order": 2, "create_time": T0},
+                {"id": "ettag-new", "name": "New", "order": 1, "create_time": T0},
+            ],
+        },
     ],
     "contacts": [
-        {"external_userid": f"wm-c{i}", "name": f"Customer {i}", "type": 1, "gender": 1,
-         "follow_users": [{"userid": "alice", "createtime": T0 - 86400, "tags": [],
-                           "add_way": 1}]}
+        {
+            "external_userid": f"wm-c{i}",
+            "name": f"Customer {i}",
+            "type": 1,
+            "gender": 1,
+            "follow_users": [
+                {"userid": "alice", "createtime": T0 - 86400, "tags": [], "add_way": 1}
+            ],
+        }
         for i in range(3)
     ],
     "groups": [
-        {"chat_id": "wr-group1", "name": "Spring buyers", "owner": "alice", "create_time": T0,
-         "members": [{"userid": "alice", "type": 1, "join_time": T0, "join_scene": 1}]},
+        {
+            "chat_id": "wr-group1",
+            "name": "Spring buyers",
+            "owner": "alice",
+            "create_time": T0,
+            "members": [{"userid": "alice", "type": 1, "join_time": T0, "join_scene": 1}],
+        },
     ],
 }
 
@@ -66,8 +84,13 @@ def fake(clock):
         yield fake
 
 
-def client_for(fake: FakeWeCom, *, secret: str | None = None, corp_id: str | None = None,
-               auto_retry: bool = True) -> WeChatClient:
+def client_for(
+    fake: FakeWeCom,
+    *,
+    secret: str | None = None,
+    corp_id: str | None = None,
+    auto_retry: bool = True,
+) -> WeChatClient:
     class FakeWeChatClient(WeChatClient):
         API_BASE_URL = fake.api_base
 
@@ -114,15 +137,17 @@ class CallbackReceiver:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/wecom/callback"
-        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                         daemon=True).start()
+        threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
 
     def decrypt(self, fake: FakeWeCom, index: int = -1) -> dict:
         request = self.requests[index]
         crypto = WeChatCrypto(fake.token, fake.aes_key, fake.corp_id)
         q = request["query"]
-        plain = crypto.decrypt_message(request["body"], q["msg_signature"], q["timestamp"],
-                                       q["nonce"])
+        plain = crypto.decrypt_message(
+            request["body"], q["msg_signature"], q["timestamp"], q["nonce"]
+        )
         return xmltodict.parse(plain)["xml"]
 
 
@@ -154,25 +179,35 @@ def test_it_refuses_a_missing_or_unknown_token(fake):
 
 
 def test_a_wrong_secret_or_corp_id_is_refused(fake):
-    assert errcode_of(client_for(fake, secret="wrong").external_contact.get_follow_user_list) \
-        == 40001
-    assert errcode_of(client_for(fake, corp_id="wwother").external_contact.get_follow_user_list) \
+    assert (
+        errcode_of(client_for(fake, secret="wrong").external_contact.get_follow_user_list) == 40001
+    )
+    assert (
+        errcode_of(client_for(fake, corp_id="wwother").external_contact.get_follow_user_list)
         == 40013
+    )
 
 
 def test_batch_get_by_user_pages_through_250_contacts_with_cursors(fake, client):
-    fake.load_world({
-        "staff": [{"userid": "alice", "name": "Alice"}],
-        "contacts": [
-            {"external_userid": f"wm-{i:03d}", "name": f"C{i}",
-             "follow_users": [{"userid": "alice", "createtime": T0}]}
-            for i in range(250)
-        ],
-    })
+    fake.load_world(
+        {
+            "staff": [{"userid": "alice", "name": "Alice"}],
+            "contacts": [
+                {
+                    "external_userid": f"wm-{i:03d}",
+                    "name": f"C{i}",
+                    "follow_users": [{"userid": "alice", "createtime": T0}],
+                }
+                for i in range(250)
+            ],
+        }
+    )
     seen, cursor, pages = [], "", 0
     while True:
-        answer = client.post("externalcontact/batch/get_by_user",
-                             data={"userid_list": ["alice"], "cursor": cursor, "limit": 100})
+        answer = client.post(
+            "externalcontact/batch/get_by_user",
+            data={"userid_list": ["alice"], "cursor": cursor, "limit": 100},
+        )
         seen += [e["external_contact"]["external_userid"] for e in answer["external_contact_list"]]
         pages += 1
         cursor = answer["next_cursor"]
@@ -183,8 +218,10 @@ def test_batch_get_by_user_pages_through_250_contacts_with_cursors(fake, client)
     assert sorted(seen) == [f"wm-{i:03d}" for i in range(250)]
     assert answer["external_contact_list"][0]["follow_info"]["userid"] == "alice"
     over_limit = {"userid_list": ["alice"], "limit": 101}
-    assert errcode_of(lambda: client.post("externalcontact/batch/get_by_user",
-                                          data=over_limit)) == 40058
+    assert (
+        errcode_of(lambda: client.post("externalcontact/batch/get_by_user", data=over_limit))
+        == 40058
+    )
 
 
 def test_mark_tag_changes_the_tags_externalcontact_get_shows(client):
@@ -194,31 +231,48 @@ def test_mark_tag_changes_the_tags_externalcontact_get_shows(client):
     assert follow["tags"] == [
         {"group_name": "Level", "tag_name": "VIP", "tag_id": "ettag-vip", "type": 1}
     ]
-    assert errcode_of(lambda: client.external_contact.mark_tag(
-        "alice", "wm-c0", add_tag=["ettag-nope"])) == 40068
+    assert (
+        errcode_of(
+            lambda: client.external_contact.mark_tag("alice", "wm-c0", add_tag=["ettag-nope"])
+        )
+        == 40068
+    )
 
 
 def test_remark_longer_than_20_characters_is_refused(client):
-    client.post("externalcontact/remark",
-                data={"userid": "alice", "external_userid": "wm-c1", "remark": "Big buyer"})
+    client.post(
+        "externalcontact/remark",
+        data={"userid": "alice", "external_userid": "wm-c1", "remark": "Big buyer"},
+    )
     assert client.external_contact.get("wm-c1")["follow_user"][0]["remark"] == "Big buyer"
-    assert errcode_of(lambda: client.post("externalcontact/remark", data={
-        "userid": "alice", "external_userid": "wm-c1", "remark": "x" * 21})) == 40058
+    assert (
+        errcode_of(
+            lambda: client.post(
+                "externalcontact/remark",
+                data={"userid": "alice", "external_userid": "wm-c1", "remark": "x" * 21},
+            )
+        )
+        == 40058
+    )
 
 
 def send_result(client, msgid, userid="alice"):
-    answer = client.post("externalcontact/get_groupmsg_send_result",
-                         data={"msgid": msgid, "userid": userid})
+    answer = client.post(
+        "externalcontact/get_groupmsg_send_result", data={"msgid": msgid, "userid": userid}
+    )
     return {r["external_userid"]: r["status"] for r in answer["send_list"]}
 
 
 def test_a_mass_message_reaches_nobody_until_the_sender_confirms_it(fake, client):
-    answer = client.external_contact.add_msg_template({
-        "chat_type": "single", "sender": "alice",
-        "external_userid": ["wm-c0", "wm-c1", "wm-stranger"],
-        "text": {"content": "Spring sale"},
-        "attachments": [{"msgtype": "link", "link": {"title": "Sale", "url": "https://x.cn"}}],
-    })
+    answer = client.external_contact.add_msg_template(
+        {
+            "chat_type": "single",
+            "sender": "alice",
+            "external_userid": ["wm-c0", "wm-c1", "wm-stranger"],
+            "text": {"content": "Spring sale"},
+            "attachments": [{"msgtype": "link", "link": {"title": "Sale", "url": "https://x.cn"}}],
+        }
+    )
     msgid = answer["msgid"]
     assert answer["fail_list"] == ["wm-stranger"]
     task = client.post("externalcontact/get_groupmsg_task", data={"msgid": msgid})
@@ -230,18 +284,21 @@ def test_a_mass_message_reaches_nobody_until_the_sender_confirms_it(fake, client
     task = client.post("externalcontact/get_groupmsg_task", data={"msgid": msgid})
     assert task["task_list"][0]["status"] == 2
     assert send_result(client, msgid) == {"wm-c0": 1, "wm-c1": 1}
-    listed = client.post("externalcontact/get_groupmsg_list_v2", data={
-        "chat_type": "single", "start_time": T0 - 3600, "end_time": T0 + 3600})
+    listed = client.post(
+        "externalcontact/get_groupmsg_list_v2",
+        data={"chat_type": "single", "start_time": T0 - 3600, "end_time": T0 + 3600},
+    )
     assert [m["msgid"] for m in listed["group_msg_list"]] == [msgid]
 
 
 def test_a_second_mass_message_the_same_day_hits_the_receive_limit(fake, client):
     first = client.external_contact.add_msg_template(
-        {"sender": "alice", "external_userid": ["wm-c0"], "text": {"content": "One"}})["msgid"]
+        {"sender": "alice", "external_userid": ["wm-c0"], "text": {"content": "One"}}
+    )["msgid"]
     fake.confirm_mass_message(first, "alice")
-    second = client.external_contact.add_msg_template({
-        "sender": "alice", "external_userid": ["wm-c0", "wm-c2"], "text": {"content": "Two"}
-    })["msgid"]
+    second = client.external_contact.add_msg_template(
+        {"sender": "alice", "external_userid": ["wm-c0", "wm-c2"], "text": {"content": "Two"}}
+    )["msgid"]
 
     fake.confirm_mass_message(second, "alice")
 
@@ -250,15 +307,21 @@ def test_a_second_mass_message_the_same_day_hits_the_receive_limit(fake, client)
 
 def test_remind_groupmsg_send_refuses_the_fourth_reminder_in_a_day(client, clock):
     msgid = client.external_contact.add_msg_template(
-        {"sender": "alice", "external_userid": ["wm-c0"], "text": {"content": "Hi"}})["msgid"]
+        {"sender": "alice", "external_userid": ["wm-c0"], "text": {"content": "Hi"}}
+    )["msgid"]
     for _ in range(3):
         client.post("externalcontact/remind_groupmsg_send", data={"msgid": msgid})
 
-    assert errcode_of(lambda: client.post("externalcontact/remind_groupmsg_send",
-                                          data={"msgid": msgid})) == 41063
+    assert (
+        errcode_of(
+            lambda: client.post("externalcontact/remind_groupmsg_send", data={"msgid": msgid})
+        )
+        == 41063
+    )
     clock.advance(86401)
-    assert client.post("externalcontact/remind_groupmsg_send", data={"msgid": msgid})["errcode"] \
-        == 0
+    assert (
+        client.post("externalcontact/remind_groupmsg_send", data={"msgid": msgid})["errcode"] == 0
+    )
 
 
 def test_a_welcome_code_works_once_and_only_within_20_seconds(fake, client, clock):
@@ -271,8 +334,14 @@ def test_a_welcome_code_works_once_and_only_within_20_seconds(fake, client, cloc
     assert [m["text"]["content"] for m in fake.welcome_messages("wm-new")] == ["Welcome!"]
     late = fake.driver.add_contact("bob", "wm-late").welcome_code
     clock.advance(21)
-    assert errcode_of(lambda: client.external_contact.send_welcome_msg(
-        {"welcome_code": late, "text": {"content": "Too late"}})) == 41051
+    assert (
+        errcode_of(
+            lambda: client.external_contact.send_welcome_msg(
+                {"welcome_code": late, "text": {"content": "Too late"}}
+            )
+        )
+        == 41051
+    )
 
 
 def test_calls_over_the_rate_limit_answer_45009_and_are_counted(fake, client):
@@ -347,32 +416,42 @@ def test_group_statistics_count_members_and_speech(fake, client):
 
 
 def test_a_join_way_state_reaches_the_member_who_scanned_it(fake, client):
-    config_id = client.post("externalcontact/groupchat/add_join_way", data={
-        "scene": 2, "chat_id_list": ["wr-group1"], "state": "poster-7"})["config_id"]
-    way = client.post("externalcontact/groupchat/get_join_way",
-                      data={"config_id": config_id})["join_way"]
+    config_id = client.post(
+        "externalcontact/groupchat/add_join_way",
+        data={"scene": 2, "chat_id_list": ["wr-group1"], "state": "poster-7"},
+    )["config_id"]
+    way = client.post("externalcontact/groupchat/get_join_way", data={"config_id": config_id})[
+        "join_way"
+    ]
     assert way["qr_code"] and way["state"] == "poster-7"
 
     fake.driver.scan_join_way("poster-7", "wm-c2")
 
     members = client.external_contact_group_chat.get("wr-group1")["group_chat"]["member_list"]
     assert members[-1]["userid"] == "wm-c2" and members[-1]["state"] == "poster-7"
-    assert errcode_of(lambda: client.post("externalcontact/groupchat/add_join_way", data={
-        "scene": 2, "chat_id_list": ["wr-group1"] * 6})) == 40058
+    assert (
+        errcode_of(
+            lambda: client.post(
+                "externalcontact/groupchat/add_join_way",
+                data={"scene": 2, "chat_id_list": ["wr-group1"] * 6},
+            )
+        )
+        == 40058
+    )
 
 
 def test_a_transfer_moves_the_customer_only_once_it_completes(fake, client):
-    answer = client.post("externalcontact/transfer_customer", data={
-        "handover_userid": "alice", "takeover_userid": "bob", "external_userid": ["wm-c0"]})
+    answer = client.post(
+        "externalcontact/transfer_customer",
+        data={"handover_userid": "alice", "takeover_userid": "bob", "external_userid": ["wm-c0"]},
+    )
     assert answer["customer"] == [{"external_userid": "wm-c0", "errcode": 0}]
     result = {"handover_userid": "alice", "takeover_userid": "bob"}
-    assert client.post("externalcontact/transfer_result", data=result)["customer"][0]["status"] \
-        == 2
+    assert client.post("externalcontact/transfer_result", data=result)["customer"][0]["status"] == 2
 
     fake.complete_transfers()
 
-    assert client.post("externalcontact/transfer_result", data=result)["customer"][0]["status"] \
-        == 1
+    assert client.post("externalcontact/transfer_result", data=result)["customer"][0]["status"] == 1
     followers = [f["userid"] for f in client.external_contact.get("wm-c0")["follow_user"]]
     assert followers == ["bob"]
 
@@ -396,7 +475,11 @@ def test_an_add_member_callback_lists_each_joiner(fake, receiver):
 
     event = receiver.decrypt(fake)
     assert (event["Event"], event["ChatId"], event["ChangeType"], event["UpdateDetail"]) == (
-        "change_external_chat", "wr-group1", "update", "add_member")
+        "change_external_chat",
+        "wr-group1",
+        "update",
+        "add_member",
+    )
     assert event["JoinScene"] == "3" and event["MemChangeCnt"] == "2"
     assert event["MemChangeList"]["Item"] == ["wm-c0", "wm-c1"]
     assert event["LastMemVer"] != event["CurMemVer"]
@@ -409,8 +492,11 @@ def test_a_post_without_content_type_is_accepted(fake, client):
     token = client.access_token
     connection = http.client.HTTPConnection("127.0.0.1", int(fake.url.rsplit(":", 1)[1]))
     body = json.dumps({"tag_id": ["ettag-vip"]}).encode()
-    connection.putrequest("POST", f"/cgi-bin/externalcontact/get_corp_tag_list"
-                                  f"?access_token={token}", skip_accept_encoding=True)
+    connection.putrequest(
+        "POST",
+        f"/cgi-bin/externalcontact/get_corp_tag_list?access_token={token}",
+        skip_accept_encoding=True,
+    )
     connection.putheader("Content-Length", str(len(body)))
     connection.endheaders(body)
 
@@ -422,16 +508,21 @@ def test_a_post_without_content_type_is_accepted(fake, client):
 
 def test_another_process_can_drive_the_fake_over_http(fake, client, receiver):
     msgid = client.external_contact.add_msg_template(
-        {"sender": "alice", "external_userid": ["wm-c0"], "text": {"content": "Hi"}})["msgid"]
+        {"sender": "alice", "external_userid": ["wm-c0"], "text": {"content": "Hi"}}
+    )["msgid"]
 
-    confirmed = requests.post(fake.url + "/_fake/confirm",
-                              json={"msgid": msgid, "userid": "alice"}).json()
-    driven = requests.post(fake.url + "/_fake/drive/create_group",
-                           json={"chat_id": "wr-new", "owner": "bob", "name": "Autumn"}).json()
+    confirmed = requests.post(
+        fake.url + "/_fake/confirm", json={"msgid": msgid, "userid": "alice"}
+    ).json()
+    driven = requests.post(
+        fake.url + "/_fake/drive/create_group",
+        json={"chat_id": "wr-new", "owner": "bob", "name": "Autumn"},
+    ).json()
     world = requests.get(fake.url + "/_fake/world").json()["world"]
 
     assert confirmed["send_list"] == [
-        {"external_userid": "wm-c0", "userid": "alice", "status": 1, "send_time": T0}]
+        {"external_userid": "wm-c0", "userid": "alice", "status": 1, "send_time": T0}
+    ]
     assert (driven["status"], driven["body"]) == (200, "success")
     assert receiver.decrypt(fake)["ChangeType"] == "create"
     assert "wr-new" in [g["chat_id"] for g in world["groups"]]
