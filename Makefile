@@ -7,7 +7,7 @@ PY := $(CURDIR)/$(VENV)/bin/python
 WITH_SERVERS := $(PY) -m scrm.embedded --
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo test install migrate shell fmt lint bench-events clean-data
+.PHONY: demo test install migrate shell lint bench-events bench-callbacks clean-data
 
 demo: install
 	$(WITH_SERVERS) $(PY) manage.py rundemo
@@ -38,3 +38,7 @@ bench-events: install
 
 clean-data:
 	rm -rf .data
+
+# WeCom webhook throughput on loopback (callbacks/s accepted, latency percentiles).
+bench-callbacks: install
+	$(WITH_SERVERS) $(PY) tests/bench/bench_callbacks.py $(BENCH_ARGS)

@@ -65,7 +65,7 @@ def wecom_callback(request):
         logger.warning("wecom callback malformed: %s", exc)
         return HttpResponseBadRequest("malformed message")
 
-    callback, created = services.callback_store(xml=xml, fields=fields)
-    if created or callback.status == callback.Status.PENDING:
-        transaction.on_commit(lambda: _enqueue(callback.pk))
+    callback_id, pending = services.callback_store(xml=xml, fields=fields)
+    if pending:  # new, or stored before but not yet applied (the broker was down)
+        transaction.on_commit(lambda: _enqueue(callback_id))
     return HttpResponse("success", content_type="text/plain")

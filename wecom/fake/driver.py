@@ -68,11 +68,21 @@ def _xml_value(value: Any) -> str:
 
 def event_xml(corp_id: str, created: int, event: str, fields: list[tuple[str, Any]]) -> str:
     """The plaintext of a WeCom event; fields keep the order WeCom's documentation shows."""
-    parts = [("ToUserName", corp_id), ("FromUserName", "sys"), ("CreateTime", created),
-             ("MsgType", "event"), ("Event", event), *fields]
-    return "<xml>" + "".join(
-        f"<{name}>{_xml_value(value)}</{name}>" for name, value in parts if value is not None
-    ) + "</xml>"
+    parts = [
+        ("ToUserName", corp_id),
+        ("FromUserName", "sys"),
+        ("CreateTime", created),
+        ("MsgType", "event"),
+        ("Event", event),
+        *fields,
+    ]
+    return (
+        "<xml>"
+        + "".join(
+            f"<{name}>{_xml_value(value)}</{name}>" for name, value in parts if value is not None
+        )
+        + "</xml>"
+    )
 
 
 class Driver:
@@ -80,10 +90,24 @@ class Driver:
     (the app may call the fake back while it handles the callback)."""
 
     ACTIONS = (
-        "add_contact", "edit_contact", "staff_deletes_contact", "contact_deletes_staff",
-        "scan_contact_way", "create_group", "dismiss_group", "join_group", "leave_group",
-        "scan_join_way", "change_owner", "change_name", "change_notice", "tag_event", "speak",
-        "complete_transfers", "replay_last", "verify_url",
+        "add_contact",
+        "edit_contact",
+        "staff_deletes_contact",
+        "contact_deletes_staff",
+        "scan_contact_way",
+        "create_group",
+        "dismiss_group",
+        "join_group",
+        "leave_group",
+        "scan_join_way",
+        "change_owner",
+        "change_name",
+        "change_notice",
+        "tag_event",
+        "speak",
+        "complete_transfers",
+        "replay_last",
+        "verify_url",
     )
 
     def __init__(self, fake: FakeWeCom):
@@ -95,9 +119,17 @@ class Driver:
     # Customers and staff.
 
     def add_contact(
-        self, userid: str, external_userid: str, name: str = "", state: str = "",
-        with_welcome_code: bool = True, *, add_way: int | None = None, gender: int = 0,
-        avatar: str = "", unionid: str = "",
+        self,
+        userid: str,
+        external_userid: str,
+        name: str = "",
+        state: str = "",
+        with_welcome_code: bool = True,
+        *,
+        add_way: int | None = None,
+        gender: int = 0,
+        avatar: str = "",
+        unionid: str = "",
     ) -> DriveResult:
         """The customer adds the staff member; the result carries the fresh welcome code."""
         with self.world.lock:
@@ -113,26 +145,37 @@ class Driver:
             if old is not None:
                 contact.follow_users.remove(old)
             add_way = add_way if add_way is not None else (1 if state else 0)
-            contact.follow_users.append(FollowInfo(userid, createtime=now, state=state,
-                                                   add_way=add_way))
+            contact.follow_users.append(
+                FollowInfo(userid, createtime=now, state=state, add_way=add_way)
+            )
             welcome_code = None
             if with_welcome_code:
                 welcome_code = secrets.token_urlsafe(24)
                 self.world.welcome_codes[welcome_code] = WelcomeCode(
                     welcome_code, userid, external_userid, self.world.clock()
                 )
-            xml = self._event("change_external_contact", [
-                ("ChangeType", "add_external_contact"), ("UserID", userid),
-                ("ExternalUserID", external_userid), ("State", state or None),
-                ("WelcomeCode", welcome_code),
-            ])
+            xml = self._event(
+                "change_external_contact",
+                [
+                    ("ChangeType", "add_external_contact"),
+                    ("UserID", userid),
+                    ("ExternalUserID", external_userid),
+                    ("State", state or None),
+                    ("WelcomeCode", welcome_code),
+                ],
+            )
         result = self._deliver(xml)
         result.welcome_code = welcome_code
         return result
 
     def edit_contact(
-        self, userid: str, external_userid: str, *, remark: str | None = None,
-        description: str | None = None, name: str | None = None,
+        self,
+        userid: str,
+        external_userid: str,
+        *,
+        remark: str | None = None,
+        description: str | None = None,
+        name: str | None = None,
     ) -> DriveResult:
         """The staff member edits the customer in the WeCom app."""
         with self.world.lock:
@@ -179,15 +222,26 @@ class Driver:
             events = []
             for t in finished:
                 if t.status == TRANSFER_REFUSED:
-                    events.append(self._event("change_external_contact", [
-                        ("ChangeType", "transfer_fail"), ("FailReason", "customer_refused"),
-                        ("UserID", t.takeover_userid), ("ExternalUserID", t.external_userid),
-                    ]))
+                    events.append(
+                        self._event(
+                            "change_external_contact",
+                            [
+                                ("ChangeType", "transfer_fail"),
+                                ("FailReason", "customer_refused"),
+                                ("UserID", t.takeover_userid),
+                                ("ExternalUserID", t.external_userid),
+                            ],
+                        )
+                    )
                 elif t.status == TRANSFER_DONE and t.kind == "onjob":
-                    events.append(self._contact_event(
-                        "del_external_contact", t.handover_userid, t.external_userid,
-                        source="DELETE_BY_TRANSFER",
-                    ))
+                    events.append(
+                        self._contact_event(
+                            "del_external_contact",
+                            t.handover_userid,
+                            t.external_userid,
+                            source="DELETE_BY_TRANSFER",
+                        )
+                    )
         return [self._deliver(xml) for xml in events]
 
     # Customer groups.
@@ -201,7 +255,11 @@ class Driver:
                 raise ValueError(f"group exists: {chat_id}")
             now = self.world.now()
             self.world.groups[chat_id] = Group(
-                chat_id, name, owner, notice, now,
+                chat_id,
+                name,
+                owner,
+                notice,
+                now,
                 members=[GroupMember(owner, MEMBER_STAFF, now, 1, None, staff.name)],
             )
             xml = self._chat_event(chat_id, "create")
@@ -216,8 +274,13 @@ class Driver:
         return self._deliver(xml)
 
     def join_group(
-        self, chat_id: str, external_userids: list[str], join_scene: int = 3, *,
-        invitor: str | None = None, state: str = "",
+        self,
+        chat_id: str,
+        external_userids: list[str],
+        join_scene: int = 3,
+        *,
+        invitor: str | None = None,
+        state: str = "",
     ) -> DriveResult:
         """People join a group; staff user ids join as staff members (type 1)."""
         with self.world.lock:
@@ -231,15 +294,29 @@ class Driver:
                 staff = self.world.staff.get(userid)
                 contact = self.world.contacts.get(userid)
                 name = staff.name if staff else (contact.name if contact else "")
-                group.members.append(GroupMember(
-                    userid, MEMBER_STAFF if staff else MEMBER_EXTERNAL, now, join_scene,
-                    invitor, name, state=state,
-                ))
-            xml = self._chat_event(chat_id, "update", [
-                ("UpdateDetail", "add_member"), ("JoinScene", join_scene),
-                ("MemChangeCnt", len(joined)), ("MemChangeList", joined),
-                ("LastMemVer", last_version), ("CurMemVer", group.member_version),
-            ])
+                group.members.append(
+                    GroupMember(
+                        userid,
+                        MEMBER_STAFF if staff else MEMBER_EXTERNAL,
+                        now,
+                        join_scene,
+                        invitor,
+                        name,
+                        state=state,
+                    )
+                )
+            xml = self._chat_event(
+                chat_id,
+                "update",
+                [
+                    ("UpdateDetail", "add_member"),
+                    ("JoinScene", join_scene),
+                    ("MemChangeCnt", len(joined)),
+                    ("MemChangeList", joined),
+                    ("LastMemVer", last_version),
+                    ("CurMemVer", group.member_version),
+                ],
+            )
         return self._deliver(xml)
 
     def leave_group(
@@ -253,11 +330,18 @@ class Driver:
             if len(left) != len(set(external_userids)):
                 raise ValueError(f"not all of {external_userids} are in {chat_id}")
             group.members = [m for m in group.members if m.userid not in left]
-            xml = self._chat_event(chat_id, "update", [
-                ("UpdateDetail", "del_member"), ("QuitScene", quit_scene),
-                ("MemChangeCnt", len(left)), ("MemChangeList", left),
-                ("LastMemVer", last_version), ("CurMemVer", group.member_version),
-            ])
+            xml = self._chat_event(
+                chat_id,
+                "update",
+                [
+                    ("UpdateDetail", "del_member"),
+                    ("QuitScene", quit_scene),
+                    ("MemChangeCnt", len(left)),
+                    ("MemChangeList", left),
+                    ("LastMemVer", last_version),
+                    ("CurMemVer", group.member_version),
+                ],
+            )
         return self._deliver(xml)
 
     def scan_join_way(self, code: str, external_userid: str, name: str = "") -> DriveResult:
@@ -282,9 +366,9 @@ class Driver:
             group = self._group(chat_id)
             group.owner = new_owner
             if group.member(new_owner) is None:
-                group.members.append(GroupMember(
-                    new_owner, MEMBER_STAFF, self.world.now(), 1, None, staff.name
-                ))
+                group.members.append(
+                    GroupMember(new_owner, MEMBER_STAFF, self.world.now(), 1, None, staff.name)
+                )
             xml = self._chat_event(chat_id, "update", [("UpdateDetail", "change_owner")])
         return self._deliver(xml)
 
@@ -314,9 +398,16 @@ class Driver:
     # Tags edited in the admin console.
 
     def tag_event(
-        self, kind: str = "tag", change_type: str = "create", id: str | None = None, *,
-        name: str | None = None, group_id: str | None = None, order: int | None = None,
-        orders: dict[str, int] | None = None, strategy_id: int | None = None,
+        self,
+        kind: str = "tag",
+        change_type: str = "create",
+        id: str | None = None,
+        *,
+        name: str | None = None,
+        group_id: str | None = None,
+        order: int | None = None,
+        orders: dict[str, int] | None = None,
+        strategy_id: int | None = None,
     ) -> DriveResult:
         """Change the tag library as an admin would, then send change_external_tag.
         create/update/delete act on the tag or group `id`; shuffle applies `orders`."""
@@ -338,14 +429,24 @@ class Driver:
                 self._apply_tag_change(kind, change_type, id, name, order)
             elif change_type == "shuffle":
                 for item_id, new_order in (orders or {}).items():
-                    self._apply_tag_change("tag_group" if item_id in world.tag_groups else "tag",
-                                           "update", item_id, None, new_order)
+                    self._apply_tag_change(
+                        "tag_group" if item_id in world.tag_groups else "tag",
+                        "update",
+                        item_id,
+                        None,
+                        new_order,
+                    )
             else:
                 raise ValueError(f"unknown change_type: {change_type}")
-            xml = self._event("change_external_tag", [
-                ("Id", id or ""), ("TagType", kind), ("ChangeType", change_type),
-                ("StrategyId", strategy_id),
-            ])
+            xml = self._event(
+                "change_external_tag",
+                [
+                    ("Id", id or ""),
+                    ("TagType", kind),
+                    ("ChangeType", change_type),
+                    ("StrategyId", strategy_id),
+                ],
+            )
         return self._deliver(xml)
 
     def _apply_tag_change(
@@ -388,10 +489,14 @@ class Driver:
         crypto = WeChatCrypto(self.fake.token, self.fake.aes_key, self.fake.corp_id)
         echostr = PrpCrypto(crypto.key).encrypt(echo, self.fake.corp_id).decode()
         timestamp, nonce = str(self.world.now()), secrets.token_hex(5)
-        query = urllib.parse.urlencode({
-            "msg_signature": signature(self.fake.token, timestamp, nonce, echostr),
-            "timestamp": timestamp, "nonce": nonce, "echostr": echostr,
-        })
+        query = urllib.parse.urlencode(
+            {
+                "msg_signature": signature(self.fake.token, timestamp, nonce, echostr),
+                "timestamp": timestamp,
+                "nonce": nonce,
+                "echostr": echostr,
+            }
+        )
         return self._post(f"{url}{'&' if '?' in url else '?'}{query}", None, echo)
 
     def _deliver(self, xml: str) -> DriveResult:
@@ -440,16 +545,23 @@ class Driver:
     def _contact_event(
         self, change_type: str, userid: str, external_userid: str, source: str | None = None
     ) -> str:
-        return self._event("change_external_contact", [
-            ("ChangeType", change_type), ("UserID", userid), ("ExternalUserID", external_userid),
-            ("Source", source),
-        ])
+        return self._event(
+            "change_external_contact",
+            [
+                ("ChangeType", change_type),
+                ("UserID", userid),
+                ("ExternalUserID", external_userid),
+                ("Source", source),
+            ],
+        )
 
     def _chat_event(
         self, chat_id: str, change_type: str, fields: list[tuple[str, Any]] | None = None
     ) -> str:
-        return self._event("change_external_chat",
-                           [("ChatId", chat_id), ("ChangeType", change_type), *(fields or [])])
+        return self._event(
+            "change_external_chat",
+            [("ChatId", chat_id), ("ChangeType", change_type), *(fields or [])],
+        )
 
     def _staff(self, userid: str):
         staff = self.world.staff.get(userid)
@@ -481,4 +593,3 @@ class Driver:
 def signature(token: str, timestamp: str, nonce: str, encrypt: str) -> str:
     """WeCom's msg_signature: sha1 over the sorted concatenation."""
     return hashlib.sha1("".join(sorted([token, timestamp, nonce, encrypt])).encode()).hexdigest()
-

@@ -78,7 +78,9 @@ class FakeWeCom:
         self._httpd = httpd
         # A short poll interval makes stop() quick, which keeps test teardown fast.
         self._thread = threading.Thread(
-            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-wecom",
+            target=httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="fake-wecom",
             daemon=True,
         )
         self._thread.start()
@@ -140,7 +142,8 @@ class FakeWeCom:
     def welcome_messages(self, external_userid: str | None = None) -> list[dict[str, Any]]:
         with self.world.lock:
             return [
-                asdict(m) for m in self.world.welcome_messages
+                asdict(m)
+                for m in self.world.welcome_messages
                 if external_userid is None or m.external_userid == external_userid
             ]
 
@@ -182,8 +185,9 @@ class FakeWeCom:
             if name == "gettoken":
                 self.traffic.admit(call)
                 self.traffic.leave(call)
-                return 200, _ok(self.tokens.issue(query.get("corpid", ""),
-                                                  query.get("corpsecret", "")))
+                return 200, _ok(
+                    self.tokens.issue(query.get("corpid", ""), query.get("corpsecret", ""))
+                )
             self.tokens.check(query.get("access_token"))
             request = Request(query, _parse_body(raw_body))
             self.traffic.admit(call)
@@ -198,9 +202,7 @@ class FakeWeCom:
             call.errcode = e.errcode
             return 200, {"errcode": e.errcode, "errmsg": e.errmsg}
 
-    def handle_control(
-        self, method: str, path: str, raw_body: bytes
-    ) -> tuple[int, dict]:
+    def handle_control(self, method: str, path: str, raw_body: bytes) -> tuple[int, dict]:
         action = path.removeprefix("/_fake/").strip("/")
         try:
             body = _parse_body(raw_body)
@@ -263,7 +265,8 @@ def _control_reset_calls(fake: FakeWeCom, body: dict) -> dict:
 
 _CONTROL_ROUTES: dict[tuple[str, str], Callable[[FakeWeCom, dict], dict]] = {
     ("GET", "stats"): lambda fake, body: {
-        "gettoken_calls": fake.gettoken_calls, "apis": fake.stats(),
+        "gettoken_calls": fake.gettoken_calls,
+        "apis": fake.stats(),
     },
     ("POST", "reset_calls"): _control_reset_calls,
     ("POST", "confirm"): lambda fake, body: {

@@ -269,39 +269,74 @@ class World:
             self.staff[staff.userid] = staff
         for row in data.get("tag_groups", []):
             group = TagGroup(
-                row["group_id"], row["group_name"], row.get("order", 0),
+                row["group_id"],
+                row["group_name"],
+                row.get("order", 0),
                 row.get("create_time", now),
-                [Tag(t["id"], t["name"], t.get("order", 0), t.get("create_time", now))
-                 for t in row.get("tags", [])],
+                [
+                    Tag(t["id"], t["name"], t.get("order", 0), t.get("create_time", now))
+                    for t in row.get("tags", [])
+                ],
             )
             self.tag_groups[group.group_id] = group
         for row in data.get("contacts", []):
             contact = Contact(
-                row["external_userid"], row.get("name", ""), row.get("type", 1),
-                row.get("gender", 0), row.get("avatar", ""), row.get("unionid", ""),
-                [FollowInfo(f["userid"], f.get("remark", ""), f.get("description", ""),
-                            f.get("createtime", now), list(f.get("tags", [])),
-                            f.get("state", ""), f.get("add_way", 0))
-                 for f in row.get("follow_users", [])],
+                row["external_userid"],
+                row.get("name", ""),
+                row.get("type", 1),
+                row.get("gender", 0),
+                row.get("avatar", ""),
+                row.get("unionid", ""),
+                [
+                    FollowInfo(
+                        f["userid"],
+                        f.get("remark", ""),
+                        f.get("description", ""),
+                        f.get("createtime", now),
+                        list(f.get("tags", [])),
+                        f.get("state", ""),
+                        f.get("add_way", 0),
+                    )
+                    for f in row.get("follow_users", [])
+                ],
             )
             self.contacts[contact.external_userid] = contact
         for row in data.get("groups", []):
             group = Group(
-                row["chat_id"], row.get("name", ""), row["owner"], row.get("notice", ""),
-                row.get("create_time", now), list(row.get("admin_list", [])),
-                [GroupMember(m["userid"], m.get("type", MEMBER_EXTERNAL),
-                             m.get("join_time", now), m.get("join_scene", 1),
-                             m.get("invitor"), m.get("name", ""), m.get("group_nickname", ""),
-                             m.get("state", ""))
-                 for m in row.get("members", [])],
+                row["chat_id"],
+                row.get("name", ""),
+                row["owner"],
+                row.get("notice", ""),
+                row.get("create_time", now),
+                list(row.get("admin_list", [])),
+                [
+                    GroupMember(
+                        m["userid"],
+                        m.get("type", MEMBER_EXTERNAL),
+                        m.get("join_time", now),
+                        m.get("join_scene", 1),
+                        m.get("invitor"),
+                        m.get("name", ""),
+                        m.get("group_nickname", ""),
+                        m.get("state", ""),
+                    )
+                    for m in row.get("members", [])
+                ],
                 row.get("status", 0),
             )
             if group.member(group.owner) is None:  # a WeCom group always holds its owner
                 owner = self.staff.get(group.owner)
-                group.members.insert(0, GroupMember(
-                    group.owner, MEMBER_STAFF, group.create_time, 1, None,
-                    owner.name if owner else "",
-                ))
+                group.members.insert(
+                    0,
+                    GroupMember(
+                        group.owner,
+                        MEMBER_STAFF,
+                        group.create_time,
+                        1,
+                        None,
+                        owner.name if owner else "",
+                    ),
+                )
             self.groups[group.chat_id] = group
 
     def snapshot(self) -> dict[str, Any]:
@@ -312,12 +347,22 @@ class World:
             ],
             "contacts": [
                 {
-                    "external_userid": c.external_userid, "name": c.name, "type": c.type,
-                    "gender": c.gender, "avatar": c.avatar, "unionid": c.unionid,
+                    "external_userid": c.external_userid,
+                    "name": c.name,
+                    "type": c.type,
+                    "gender": c.gender,
+                    "avatar": c.avatar,
+                    "unionid": c.unionid,
                     "follow_users": [
-                        {"userid": f.userid, "remark": f.remark, "description": f.description,
-                         "createtime": f.createtime, "tags": list(f.tags), "state": f.state,
-                         "add_way": f.add_way}
+                        {
+                            "userid": f.userid,
+                            "remark": f.remark,
+                            "description": f.description,
+                            "createtime": f.createtime,
+                            "tags": list(f.tags),
+                            "state": f.state,
+                            "add_way": f.add_way,
+                        }
                         for f in c.follow_users
                     ],
                 }
@@ -325,22 +370,37 @@ class World:
             ],
             "tag_groups": [
                 {
-                    "group_id": g.group_id, "group_name": g.group_name, "order": g.order,
+                    "group_id": g.group_id,
+                    "group_name": g.group_name,
+                    "order": g.order,
                     "create_time": g.create_time,
-                    "tags": [{"id": t.id, "name": t.name, "order": t.order,
-                              "create_time": t.create_time} for t in g.tags],
+                    "tags": [
+                        {"id": t.id, "name": t.name, "order": t.order, "create_time": t.create_time}
+                        for t in g.tags
+                    ],
                 }
                 for g in self.tag_groups.values()
             ],
             "groups": [
                 {
-                    "chat_id": g.chat_id, "name": g.name, "owner": g.owner, "notice": g.notice,
-                    "create_time": g.create_time, "admin_list": list(g.admin_list),
+                    "chat_id": g.chat_id,
+                    "name": g.name,
+                    "owner": g.owner,
+                    "notice": g.notice,
+                    "create_time": g.create_time,
+                    "admin_list": list(g.admin_list),
                     "status": g.status,
                     "members": [
-                        {"userid": m.userid, "type": m.type, "join_time": m.join_time,
-                         "join_scene": m.join_scene, "invitor": m.invitor, "name": m.name,
-                         "group_nickname": m.group_nickname, "state": m.state}
+                        {
+                            "userid": m.userid,
+                            "type": m.type,
+                            "join_time": m.join_time,
+                            "join_scene": m.join_scene,
+                            "invitor": m.invitor,
+                            "name": m.name,
+                            "group_nickname": m.group_nickname,
+                            "state": m.state,
+                        }
                         for m in g.members
                     ],
                 }

@@ -16,13 +16,29 @@ QR_CODE_URL = "https://wework.qpic.cn/fake-wecom/qr/{config_id}"
 
 # Settings the app may pass and get back unchanged, with WeCom's defaults.
 CONTACT_WAY_FIELDS = {
-    "type": None, "scene": None, "style": None, "remark": "", "skip_verify": True, "state": "",
-    "user": [], "party": [], "is_temp": False, "expires_in": None, "chat_expires_in": None,
-    "unionid": None, "conclusions": None,
+    "type": None,
+    "scene": None,
+    "style": None,
+    "remark": "",
+    "skip_verify": True,
+    "state": "",
+    "user": [],
+    "party": [],
+    "is_temp": False,
+    "expires_in": None,
+    "chat_expires_in": None,
+    "unionid": None,
+    "conclusions": None,
 }
 JOIN_WAY_FIELDS = {
-    "scene": None, "remark": "", "auto_create_room": 1, "room_base_name": None,
-    "room_base_id": None, "chat_id_list": [], "state": "", "mark_source": None,
+    "scene": None,
+    "remark": "",
+    "auto_create_room": 1,
+    "room_base_name": None,
+    "room_base_id": None,
+    "chat_id_list": [],
+    "state": "",
+    "mark_source": None,
 }
 
 

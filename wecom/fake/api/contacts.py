@@ -82,8 +82,14 @@ def get_contact(world: World, request: Request) -> dict[str, Any]:
             found = world.find_tag(tag_id)
             if found:
                 group, tag = found
-                tags.append({"group_name": group.group_name, "tag_name": tag.name,
-                             "tag_id": tag.id, "type": 1})
+                tags.append(
+                    {
+                        "group_name": group.group_name,
+                        "tag_name": tag.name,
+                        "tag_id": tag.id,
+                        "type": 1,
+                    }
+                )
         follow_user.append({**_follow_common(follow), "tags": tags})
     return {"external_contact": contact_json(contact), "follow_user": follow_user}
 

@@ -23,7 +23,8 @@ def list_groups(world: World, request: Request) -> dict[str, Any]:
     status_filter = request.integer("status_filter", 0)
     owners = (request.arg("owner_filter") or {}).get("userid_list") or []
     groups = [
-        g for g in world.groups.values()
+        g
+        for g in world.groups.values()
         if not g.dismissed
         and (not owners or g.owner in owners)
         and (status_filter == 0 or _status(world, g) == status_filter)
@@ -43,8 +44,13 @@ def get_group(world: World, request: Request) -> dict[str, Any]:
     need_name = bool(request.integer("need_name", 0))
     members = []
     for m in group.members:
-        member = {"userid": m.userid, "type": m.type, "join_time": m.join_time,
-                  "join_scene": m.join_scene, "group_nickname": m.group_nickname}
+        member = {
+            "userid": m.userid,
+            "type": m.type,
+            "join_time": m.join_time,
+            "join_scene": m.join_scene,
+            "group_nickname": m.group_nickname,
+        }
         if m.invitor:
             member["invitor"] = {"userid": m.invitor}
         if m.state:
@@ -73,8 +79,11 @@ def _day_start(timestamp: int) -> int:
 
 def owner_statistics(world: World, owner: str, start: int, end: int) -> dict[str, int]:
     """Statistics over [start, end) for the groups the owner owns now."""
-    groups = [g for g in world.groups.values()
-              if g.owner == owner and not g.dismissed and g.create_time < end]
+    groups = [
+        g
+        for g in world.groups.values()
+        if g.owner == owner and not g.dismissed and g.create_time < end
+    ]
     chat_ids = {g.chat_id for g in groups}
     speeches = [s for s in world.speeches if s.chat_id in chat_ids and start <= s.at < end]
     members = [m for g in groups for m in g.members if m.join_time < end]
@@ -108,7 +117,7 @@ def statistic(world: World, request: Request) -> dict[str, Any]:
     limit = request.integer("limit", 500) or 500
     if not 1 <= limit <= 1000 or offset < 0:
         raise invalid("limit must be 1 to 1000")
-    chunk = items[offset:offset + limit]
+    chunk = items[offset : offset + limit]
     return {"total": len(items), "next_offset": offset + len(chunk), "items": chunk}
 
 

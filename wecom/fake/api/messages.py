@@ -75,8 +75,9 @@ def _single_receivers(world: World, sender: str | None, request: Request):
 def _group_receivers(world: World, sender: str, request: Request):
     chat_ids = request.strings("chat_id_list", max_items=GROUP_RECEIVERS_MAX)
     if not chat_ids:
-        chat_ids = [g.chat_id for g in world.groups.values()
-                    if g.owner == sender and not g.dismissed]
+        chat_ids = [
+            g.chat_id for g in world.groups.values() if g.owner == sender and not g.dismissed
+        ]
     assigned, failed = [], []
     for chat_id in dict.fromkeys(chat_ids):
         group = world.live_group(chat_id)
@@ -102,8 +103,12 @@ def add_msg_template(world: World, request: Request) -> dict[str, Any]:
     else:
         assigned, failed = _group_receivers(world, sender, request)
     message = MassMessage(
-        msgid=world.new_id("msg"), chat_type=chat_type, creator=sender or "",
-        create_time=world.now(), text=text, attachments=attachments,
+        msgid=world.new_id("msg"),
+        chat_type=chat_type,
+        creator=sender or "",
+        create_time=world.now(),
+        text=text,
+        attachments=attachments,
     )
     for userid, target in assigned:
         message.tasks.setdefault(userid, MassTask(userid))
@@ -156,16 +161,23 @@ def get_groupmsg_list_v2(world: World, request: Request) -> dict[str, Any]:
     creator = request.text("creator")
     filter_type = request.integer("filter_type", 2)
     messages = [
-        m for m in world.mass_messages.values()
-        if m.chat_type == chat_type and start <= m.create_time <= end
+        m
+        for m in world.mass_messages.values()
+        if m.chat_type == chat_type
+        and start <= m.create_time <= end
         and (not creator or m.creator == creator)
         and (filter_type == 2 or m.create_type == filter_type)
     ]
     chunk, next_cursor = page(request, messages, default_limit=50, max_limit=100)
     group_msg_list = []
     for m in chunk:
-        entry = {"msgid": m.msgid, "creator": m.creator, "create_time": m.create_time,
-                 "create_type": m.create_type, "attachments": m.attachments}
+        entry = {
+            "msgid": m.msgid,
+            "creator": m.creator,
+            "create_time": m.create_time,
+            "create_type": m.create_type,
+            "attachments": m.attachments,
+        }
         if m.text:
             entry["text"] = m.text
         group_msg_list.append(entry)
@@ -217,9 +229,16 @@ def send_welcome_msg(world: World, request: Request) -> dict[str, Any]:
         # 41051 is confirmed for a reused code; for unknown or expired codes it is a stand-in.
         raise ApiError(errors.WELCOME_CODE_INVALID, "welcome code invalid, used or expired")
     code.used = True
-    world.welcome_messages.append(WelcomeMessage(
-        code.code, code.userid, code.external_userid, text, attachments, world.now(),
-    ))
+    world.welcome_messages.append(
+        WelcomeMessage(
+            code.code,
+            code.userid,
+            code.external_userid,
+            text,
+            attachments,
+            world.now(),
+        )
+    )
     return {}
 
 

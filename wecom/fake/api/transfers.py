@@ -28,16 +28,16 @@ def _transfer_customers(world: World, request: Request, kind: str) -> dict[str, 
     takeover = staff_or_error(world, request.required("takeover_userid")).userid
     if handover == takeover:
         raise invalid("handover_userid equals takeover_userid")
-    external_userids = request.strings(
-        "external_userid", min_items=1, max_items=CUSTOMERS_PER_CALL
-    )
+    external_userids = request.strings("external_userid", min_items=1, max_items=CUSTOMERS_PER_CALL)
     now = world.now()
     customer = []
     for external_userid in external_userids:
         contact = world.contacts.get(external_userid)
         recent = [
-            t for t in world.transfers
-            if t.kind == "onjob" and t.external_userid == external_userid
+            t
+            for t in world.transfers
+            if t.kind == "onjob"
+            and t.external_userid == external_userid
             and t.requested_at > now - 90 * 86400
         ]
         if contact is None or contact.follow(handover) is None:
@@ -55,14 +55,18 @@ def _transfer_result(world: World, request: Request, kind: str) -> dict[str, Any
     handover = request.required("handover_userid")
     takeover = request.required("takeover_userid")
     transfers = [
-        t for t in world.transfers
+        t
+        for t in world.transfers
         if t.kind == kind and t.handover_userid == handover and t.takeover_userid == takeover
     ]
     chunk, next_cursor = page(request, transfers, default_limit=100, max_limit=100)
     return {
         "customer": [
-            {"external_userid": t.external_userid, "status": t.status,
-             "takeover_time": t.takeover_time}
+            {
+                "external_userid": t.external_userid,
+                "status": t.status,
+                "takeover_time": t.takeover_time,
+            }
             for t in chunk
         ],
         "next_cursor": next_cursor,
@@ -103,10 +107,17 @@ def complete_transfers(world: World, refuse: tuple[str, ...] = ()) -> list[Trans
             continue
         contact.follow_users.remove(old)
         if contact.follow(transfer.takeover_userid) is None:
-            contact.follow_users.append(FollowInfo(
-                transfer.takeover_userid, old.remark, old.description, now, list(old.tags),
-                old.state, ADD_WAY_ASSIGNED,
-            ))
+            contact.follow_users.append(
+                FollowInfo(
+                    transfer.takeover_userid,
+                    old.remark,
+                    old.description,
+                    now,
+                    list(old.tags),
+                    old.state,
+                    ADD_WAY_ASSIGNED,
+                )
+            )
     return finished
 
 
@@ -117,16 +128,24 @@ def transfer_groups(world: World, request: Request) -> dict[str, Any]:
     for chat_id in chat_ids:
         group = world.live_group(chat_id)
         if group is None:
-            failed.append({"chat_id": chat_id, "errcode": errors.INVALID_CHAT_ID,
-                           "errmsg": "invalid chat_id"})
+            failed.append(
+                {"chat_id": chat_id, "errcode": errors.INVALID_CHAT_ID, "errmsg": "invalid chat_id"}
+            )
             continue
         # Takes effect at once (unlike customers); API changes send no callback.
         group.owner = new_owner.userid
         group.status = 0
         if group.member(new_owner.userid) is None:
-            group.members.append(GroupMember(
-                new_owner.userid, MEMBER_STAFF, world.now(), 1, None, new_owner.name,
-            ))
+            group.members.append(
+                GroupMember(
+                    new_owner.userid,
+                    MEMBER_STAFF,
+                    world.now(),
+                    1,
+                    None,
+                    new_owner.name,
+                )
+            )
     return {"failed_chat_list": failed}
 
 

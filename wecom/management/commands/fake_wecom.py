@@ -34,14 +34,24 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8900)
         parser.add_argument("--world", help="JSON file with staff, contacts, tag_groups, groups")
-        parser.add_argument("--callback-url", help="where to post callbacks, e.g. "
-                            "http://127.0.0.1:8000/wecom/callback")
+        parser.add_argument(
+            "--callback-url",
+            help="where to post callbacks, e.g. http://127.0.0.1:8000/wecom/callback",
+        )
         parser.add_argument("--token-ttl", type=int, default=7200)
-        parser.add_argument("--mass-message-cap", type=int,
-                            default=getattr(settings, "WECOM_MASS_MESSAGES_PER_DAY", 1),
-                            help="mass messages a customer or group receives per day")
-        parser.add_argument("--rate-limit", action="append", default=[], metavar="API=PER_SECOND",
-                            help="e.g. externalcontact/mark_tag=40 (repeatable)")
+        parser.add_argument(
+            "--mass-message-cap",
+            type=int,
+            default=getattr(settings, "WECOM_MASS_MESSAGES_PER_DAY", 1),
+            help="mass messages a customer or group receives per day",
+        )
+        parser.add_argument(
+            "--rate-limit",
+            action="append",
+            default=[],
+            metavar="API=PER_SECOND",
+            help="e.g. externalcontact/mark_tag=40 (repeatable)",
+        )
 
     def handle(self, *args, **options):
         rate_limits = {}
@@ -67,9 +77,11 @@ class Command(BaseCommand):
                 fake.load_world(json.load(world_file))
         signal.signal(signal.SIGTERM, _interrupt)
         fake.start(options["host"], options["port"])
-        self.stdout.write(f"Fake WeCom at {fake.api_base} (corp {fake.corp_id}); "
-                          f"controls at {fake.url}/_fake/; callbacks to "
-                          f"{fake.callback_url or 'nowhere'}. Ctrl-C stops it.")
+        self.stdout.write(
+            f"Fake WeCom at {fake.api_base} (corp {fake.corp_id}); "
+            f"controls at {fake.url}/_fake/; callbacks to "
+            f"{fake.callback_url or 'nowhere'}. Ctrl-C stops it."
+        )
         try:
             while True:
                 time.sleep(1)
