@@ -221,6 +221,7 @@ LOGGING = {
 # required; without it (development only) it talks to the fake WeCom server in wecom/fake,
 # whose made-up credentials below are no secret.
 WECOM_CORP_ID = env_str("WECOM_CORP_ID", required=PRODUCTION)
+WECOM_FAKE = not WECOM_CORP_ID  # the offline fake WeCom (wecom/fake) stands in
 if WECOM_CORP_ID:
     WECOM_SECRET = env_str("WECOM_SECRET", required=True)
     WECOM_AGENT_ID = env_str("WECOM_AGENT_ID", required=True)

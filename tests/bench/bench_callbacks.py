@@ -54,7 +54,10 @@ def callback_bodies(count: int) -> list[tuple[str, bytes]]:
         encrypted = envelope.split("<Encrypt><![CDATA[")[1].split("]]>")[0]
         signature = envelope.split("<MsgSignature><![CDATA[")[1].split("]]>")[0]
         query = f"/wecom/callback?msg_signature={signature}&timestamp={timestamp}&nonce={nonce}"
-        body = f"<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName><Encrypt><![CDATA[{encrypted}]]></Encrypt></xml>"
+        body = (
+            f"<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName>"
+            f"<Encrypt><![CDATA[{encrypted}]]></Encrypt></xml>"
+        )
         bodies.append((query, body.encode()))
     return bodies
 
@@ -81,8 +84,18 @@ def main() -> None:
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "scrm.wsgi", "--bind", f"127.0.0.1:{port}",
-         "--workers", str(args.workers), "--log-level", "warning"],
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "scrm.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(args.workers),
+            "--log-level",
+            "warning",
+        ],
         cwd=ROOT,
         env=env,
     )
@@ -132,11 +145,15 @@ def main() -> None:
 
     latencies.sort()
     pct = lambda p: latencies[min(int(len(latencies) * p), len(latencies) - 1)] * 1000  # noqa: E731
-    print(f"\nWeCom webhook on loopback: {args.callbacks:,} callbacks, {args.clients} clients, "
-          f"gunicorn {args.workers} workers")
+    print(
+        f"\nWeCom webhook on loopback: {args.callbacks:,} callbacks, {args.clients} clients, "
+        f"gunicorn {args.workers} workers"
+    )
     print(f"accepted/s   {args.callbacks / elapsed:,.0f}")
-    print(f"latency ms   p50 {pct(0.50):.1f}   p95 {pct(0.95):.1f}   p99 {pct(0.99):.1f}   "
-          f"max {latencies[-1] * 1000:.1f}   mean {statistics.mean(latencies) * 1000:.1f}")
+    print(
+        f"latency ms   p50 {pct(0.50):.1f}   p95 {pct(0.95):.1f}   p99 {pct(0.99):.1f}   "
+        f"max {latencies[-1] * 1000:.1f}   mean {statistics.mean(latencies) * 1000:.1f}"
+    )
     print(f"stored once  {stored:,} of {args.callbacks:,}; failures {len(failures)}")
     assert not failures, failures[:5]
     assert stored == args.callbacks

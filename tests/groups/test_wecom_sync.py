@@ -5,6 +5,7 @@ import pytest
 from analytics.models import Event, EventType
 from contacts.models import Contact, ContactTag, Follow, Staff, Tag
 from groups.models import Group, GroupMembership
+from groups.selectors import wecom_world
 from groups.sync import full_sync
 
 T = 1_760_000_000
@@ -136,3 +137,14 @@ def test_a_later_sync_applies_exactly_what_changed_in_wecom(wecom):
     assert new_types.count(EventType.TAG_REMOVED) == 1
     assert new_types.count(EventType.GROUP_DISMISSED) == 1
     assert new_types.count(EventType.GROUP_LEFT) == 1 + 30  # wm005, and everyone in wr2
+
+
+@pytest.mark.django_db
+def test_the_world_the_demo_gives_the_fake_wecom_agrees_with_our_data(wecom):
+    full_sync()
+    before = snapshot()
+
+    wecom.load_world(wecom_world())
+    full_sync()
+
+    assert snapshot() == before

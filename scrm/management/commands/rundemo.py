@@ -1,5 +1,6 @@
 """`make demo`: migrate, load demo data, create the demo logins, run web + worker + beat."""
 
+import json
 import os
 import secrets
 import sys
@@ -12,6 +13,7 @@ from django.db import connections, transaction
 from django.utils import translation
 
 from contacts.models import Staff
+from groups.selectors import wecom_world
 from scrm.models import Role, User
 
 DEMO_URL = "http://127.0.0.1:8000/"
@@ -20,6 +22,7 @@ DEMO_LOGINS = {"manager": Role.ADMIN, "operator": Role.OPERATOR, "analyst": Role
 # The staff member the demo data makes for the operator to log in as (analytics demo_data).
 DEMO_OPERATOR_STAFF_USERID = "demo-staff-01"
 PASSWORD_FILE_NAME = "demo-password"
+FAKE_WORLD_FILE_NAME = "fake-wecom-world.json"
 
 
 def demo_password(*, data_dir: Path) -> str:
@@ -89,12 +92,18 @@ class Command(BaseCommand):
                 self.style.WARNING("Note: no demo_data command yet; starting without demo data.")
             )
 
+        if settings.WECOM_FAKE:
+            # The fake WeCom starts with the demo's own world, so syncs and callbacks agree.
+            world = Path(settings.DATA_DIR) / FAKE_WORLD_FILE_NAME
+            world.write_text(json.dumps(wecom_world(), ensure_ascii=False))
         password = demo_password(data_dir=settings.DATA_DIR)
         logins = demo_logins_ensure(password=password)
         self.print_logins(logins, password)
         if no_serve:
             return
-        self.stdout.write("Web, worker and beat start now; stop them with Ctrl-C.\n")
+        self.stdout.write(
+            "Web, worker, beat (and the fake WeCom) start now; stop them with Ctrl-C.\n"
+        )
         self.serve()
 
     def print_logins(self, logins: list[tuple[User, bool]], password: str) -> None:
@@ -129,4 +138,8 @@ class Command(BaseCommand):
             # .env is docker compose's file; the demo runs on the environment it was given.
             "--env", os.devnull,
         ]  # fmt: skip
+        # Without real WeCom credentials the fake WeCom runs beside the product.
+        argv += (
+            ["web", "worker", "beat", "wecom"] if settings.WECOM_FAKE else ["web", "worker", "beat"]
+        )
         os.execvpe(sys.executable, argv, env)
