@@ -211,3 +211,28 @@ def test_eight_workers_hammering_one_api_never_exceed_the_configured_rate(wecom)
     assert not refused
     assert wecom.max_calls_in_window(api, seconds=1.0) <= rate + 1
     assert calls >= rate * (seconds - 1)  # and the workers did use the rate they had
+
+
+def test_many_processes_with_an_expired_token_fetch_one_new_token_between_them(wecom):
+    gateway.staff_list()
+    wecom.expire_tokens()
+    tokens_before = wecom.gettoken_calls
+
+    def worker():
+        connection = redis.Redis.from_url(os.environ["REDIS_URL"])
+        client = WeComClient(
+            corp_id=wecom.corp_id,
+            secret=wecom.secret,
+            api_base=wecom.api_base,
+            redis_client=connection,
+            limiter=WeComLimiter(connection, default=Limit(per_second=1000, burst=100)),
+        )
+        client.get("externalcontact/get_follow_user_list")
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert wecom.gettoken_calls == tokens_before + 1
