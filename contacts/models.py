@@ -317,3 +317,96 @@ class PointsEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.delta:+d} ({self.get_reason_display()})"
+
+
+class ContactNote(models.Model):
+    """An operator's remark on a customer (备注): who they are, what they bought or asked."""
+
+    class Kind(models.TextChoices):
+        IDENTITY = "identity", _("Identity")
+        PURCHASE = "purchase", _("Purchases")
+        INQUIRY = "inquiry", _("Inquiries")
+        PREFERENCE = "preference", _("Preferences")
+
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="notes")
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
+    text = models.TextField(_("text"))
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("remark")
+        verbose_name_plural = _("remarks")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.text[:30]}"
+
+
+class TagRule(models.Model):
+    """A rule that gives a tag to whoever meets its conditions and takes it back after."""
+
+    tag = models.OneToOneField(Tag, on_delete=models.CASCADE, related_name="rule")
+    # e.g. {"all": [{"field": "orders", "within_days": 30, "op": ">=", "value": 2}]}
+    conditions = models.JSONField(_("conditions"))
+    is_active = models.BooleanField(_("active"), default=True)
+    evaluated_at = models.DateTimeField(_("last evaluated"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("tag rule")
+        verbose_name_plural = _("tag rules")
+
+    def __str__(self) -> str:
+        return f"→ {self.tag}"
+
+
+class PointsRule(models.Model):
+    """How many points an action earns, with a daily cap per contact."""
+
+    reason = models.CharField(
+        _("action"), max_length=16, choices=PointsEntry.Reason.choices, unique=True
+    )
+    points = models.PositiveIntegerField(_("points"))
+    daily_cap = models.PositiveIntegerField(_("daily cap"), default=0, help_text=_("0: no cap"))
+    is_active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        verbose_name = _("points rule")
+        verbose_name_plural = _("points rules")
+
+    def __str__(self) -> str:
+        return f"{self.get_reason_display()} +{self.points}"
+
+
+class MallItem(models.Model):
+    """Something in the points mall (积分商城)."""
+
+    name = models.CharField(_("name"), max_length=100)
+    points_cost = models.PositiveIntegerField(_("points"))
+    stock = models.PositiveIntegerField(_("stock"), default=0)
+    is_active = models.BooleanField(_("on sale"), default=True)
+    description = models.TextField(_("description"), blank=True)
+
+    class Meta:
+        verbose_name = _("points-mall item")
+        verbose_name_plural = _("points mall")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Redemption(models.Model):
+    contact = models.ForeignKey(Contact, on_delete=models.PROTECT, related_name="redemptions")
+    item = models.ForeignKey(MallItem, on_delete=models.PROTECT, related_name="redemptions")
+    points = models.PositiveIntegerField(_("points"))
+    entry = models.OneToOneField(PointsEntry, on_delete=models.PROTECT, related_name="redemption")
+    created_at = models.DateTimeField(_("redeemed at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("redemption")
+        verbose_name_plural = _("redemptions")
+
+    def __str__(self) -> str:
+        return f"{self.contact} → {self.item}"

@@ -1,5 +1,6 @@
 """Customer groups (客户群) and who is in them, with the full join/leave history."""
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
@@ -139,3 +140,58 @@ class GroupMembership(models.Model):
     @property
     def is_open(self) -> bool:
         return self.left_at is None
+
+
+class AutoReply(models.Model):
+    """A keyword auto-reply (关键词自动回复) in a group."""
+
+    group = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="auto_replies")
+    keyword = models.CharField(_("keyword"), max_length=50)
+    reply = models.TextField(_("reply"))
+    is_active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        verbose_name = _("auto-reply")
+        verbose_name_plural = _("auto-replies")
+        constraints = [
+            models.UniqueConstraint(fields=["group", "keyword"], name="auto_reply_keyword_once"),
+        ]
+
+    def __str__(self) -> str:
+        return self.keyword
+
+
+class Handover(models.Model):
+    """A leaver's (or mover's) customers and groups passed to a successor (离职继承)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Waiting for WeCom")
+        DONE = "done", _("Done")
+        PARTLY = "partly", _("Partly done")
+        FAILED = "failed", _("Failed")
+
+    handover_staff = models.ForeignKey(
+        Staff, on_delete=models.PROTECT, related_name="handovers_given"
+    )
+    takeover_staff = models.ForeignKey(
+        Staff, on_delete=models.PROTECT, related_name="handovers_taken"
+    )
+    resigned = models.BooleanField(_("staff member resigned"), default=True)
+    status = models.CharField(
+        _("status"), max_length=8, choices=Status.choices, default=Status.PENDING
+    )
+    # Per customer / group: WeCom's answer and, later, the transfer's result.
+    customers = models.JSONField(_("customers"), default=dict, blank=True)
+    groups = models.JSONField(_("groups"), default=dict, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    checked_at = models.DateTimeField(_("last checked"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("handover")
+        verbose_name_plural = _("handovers")
+
+    def __str__(self) -> str:
+        return f"{self.handover_staff} → {self.takeover_staff}"
