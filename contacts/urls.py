@@ -1,6 +1,4 @@
 """Dashboard pages of contacts."""
 
-from django.urls import path  # noqa: F401 - pages are added here
-
 app_name = "contacts"
 urlpatterns: list = []

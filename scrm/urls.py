@@ -20,6 +20,8 @@ urlpatterns = [
     path("groups/", include("groups.urls")),
     path("api/", include("contacts.api_urls")),
     path("api/", include("groups.api_urls")),
+    path("api/", include("contacts.loyalty_api")),
+    path("io/", include("contacts.io_urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
