@@ -86,6 +86,9 @@ class DemoConfig:
     benefit_without_order_rate: float  # non-buyers invited to a benefit group anyway
     flash_join_rate: float  # contacts joining a flash group when a flash campaign runs
     rejoin_rate: float  # leavers who come back
+    # One MESSAGE row per message (as the chat archive, 会话存档, would feed the log) instead
+    # of one per member, group and day carrying the day's count (as groupchat/statistic).
+    row_per_message: bool = False
 
 
 DEFAULT_PRESET = {
@@ -102,16 +105,14 @@ DEFAULT_PRESET = {
     "flash_join_rate": 0.25,
     "rejoin_rate": 0.2,
 }
-# A load test, not a demo. 400 groups of at most 500 (WeCom's cap) hold ~7.6M member-days in
-# 90 days, so even with members far chattier than real life (~40% speak on a given day) the
-# message rows (one per member, group and day) come to ~2.7M, ~4.3M events in all. Events grow
-# with contacts: --scale --contacts 230000 gives ~10M.
+# A load test, not a demo: members far chattier than real life, and speech logged a row per
+# message (the chat-archive source), which brings 100,000 contacts to ~10M events.
 SCALE_PRESET = {
     "contacts": 100_000,
     "groups": 1_000,
     "staff": 48,
     "talk_shares": (0.35, 0.2, 0.35, 0.07, 0.03),
-    "chattiness": 3.0,
+    "chattiness": 0.9,
     "launch_share": 0.35,
     "early_group_share": 0.5,
     "acquisition_invite_rate": 0.97,
@@ -119,6 +120,7 @@ SCALE_PRESET = {
     "benefit_without_order_rate": 0.7,
     "flash_join_rate": 0.6,
     "rejoin_rate": 0.3,
+    "row_per_message": True,
 }
 
 
@@ -154,6 +156,7 @@ def demo_config(
         benefit_without_order_rate=preset["benefit_without_order_rate"],
         flash_join_rate=preset["flash_join_rate"],
         rejoin_rate=preset["rejoin_rate"],
+        row_per_message=preset.get("row_per_message", False),
     )
 
 
@@ -1973,6 +1976,7 @@ def demo_events(
     contacts, stays, groups = world.contacts, world.stays, world.groups
     contact_ids, group_ids = ids.contacts, ids.groups
     message = EventType.MESSAGE
+    per_message = world.config.row_per_message
 
     # Members who ever spoke, by the day their stay starts; `active` holds the current ones.
     talkers = sorted(
@@ -2012,12 +2016,21 @@ def demo_events(
                 continue  # spoke for the last time before today
             still.append(entry)
             if speech >> day & 1:
-                generated += 1
                 at, count = _message(world, salt, s, stay, day, talk_class)
-                yield EventRow(
-                    message, base + day_seconds[at - day * DAY], prefix + label,
-                    contact_id, group_id, None, None, None, count, None,
-                )  # fmt: skip
+                if not per_message:
+                    generated += 1
+                    yield EventRow(
+                        message, base + day_seconds[at - day * DAY], prefix + label,
+                        contact_id, group_id, None, None, None, count, None,
+                    )  # fmt: skip
+                    continue
+                generated += count
+                for i in range(count):  # a burst: a message every two minutes, before 23:00
+                    second = min(at - day * DAY + i * 120, 23 * HOUR)
+                    yield EventRow(
+                        message, base + day_seconds[second], f"{prefix}{label}:{i}",
+                        contact_id, group_id, None, None, None, 1, None,
+                    )  # fmt: skip
         active = still
 
         for c, channel in enumerate(world.channels):

@@ -374,3 +374,20 @@ def test_the_command_loads_the_demo_and_prints_a_summary():
     assert re.search(r"contacts\s+150\n", printed)
     assert "MESSAGE" in printed
     assert Contact.objects.count() == 150
+
+
+@pytest.mark.django_db
+def test_the_scale_preset_logs_a_row_per_message_as_the_chat_archive_would():
+    load(scale=True, contacts=300, days=10)
+
+    messages = Event.objects.filter(type=EventType.MESSAGE)
+    assert messages.exists()
+    assert set(messages.values_list("amount", flat=True)) == {1}
+    # A talker's burst in one group on one day is several rows, each its own fact.
+    busiest = (
+        messages.values("contact", "group", "occurred_at__date")
+        .annotate(rows=Count("id"))
+        .order_by("-rows")
+        .first()
+    )
+    assert busiest["rows"] > 1
