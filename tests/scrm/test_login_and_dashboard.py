@@ -164,6 +164,9 @@ def test_an_empty_workbench_says_there_is_no_data_and_how_to_load_the_demo(clien
 def test_the_page_is_chinese_by_default_and_english_after_switching_language(client, operator):
     log_in(client, operator)
     assert '<html lang="zh-hans">' in client.get("/").content.decode()
+    # Chinese first, even for a browser that asks for English.
+    page = client.get("/", HTTP_ACCEPT_LANGUAGE="en-US,en;q=0.9").content.decode()
+    assert '<html lang="zh-hans">' in page
 
     response = client.post("/i18n/setlang/", {"language": "en", "next": "/"})
     page = client.get(response.url).content.decode()

@@ -101,9 +101,12 @@ class Command(BaseCommand):
         self.print_logins(logins, password)
         if no_serve:
             return
-        self.stdout.write(
-            "Web, worker, beat (and the fake WeCom) start now; stop them with Ctrl-C.\n"
+        processes = (
+            "web, worker, beat and the fake WeCom"
+            if settings.WECOM_FAKE
+            else ("web, worker and beat")
         )
+        self.stdout.write(f"Starting {processes}; stop them with Ctrl-C.\n")
         self.serve()
 
     def print_logins(self, logins: list[tuple[User, bool]], password: str) -> None:
