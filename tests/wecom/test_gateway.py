@@ -3,6 +3,8 @@
 import os
 import threading
 import time
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 import redis
@@ -236,3 +238,14 @@ def test_many_processes_with_an_expired_token_fetch_one_new_token_between_them(w
         thread.join()
 
     assert wecom.gettoken_calls == tokens_before + 1
+
+
+def test_group_statistics_count_a_shanghai_day_of_speech_per_owner(wecom):
+    today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    wecom.driver.speak("wr1", "wm001", count=3)
+    wecom.driver.speak("wr1", "alice", count=2)
+
+    [alice] = gateway.group_statistics(day=today, owners=["alice"])
+
+    assert (alice.owner, alice.chats, alice.messages) == ("alice", 1, 5)
+    assert alice.members_who_spoke >= 1
