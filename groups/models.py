@@ -174,7 +174,19 @@ class Handover(models.Model):
         Staff, on_delete=models.PROTECT, related_name="handovers_given"
     )
     takeover_staff = models.ForeignKey(
-        Staff, on_delete=models.PROTECT, related_name="handovers_taken"
+        Staff,
+        verbose_name=_("successor for customers"),
+        on_delete=models.PROTECT,
+        related_name="handovers_taken",
+    )
+    # A leaver's groups may go to someone else than their customers; empty: the same person.
+    group_takeover_staff = models.ForeignKey(
+        Staff,
+        verbose_name=_("successor for groups"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="group_handovers_taken",
     )
     resigned = models.BooleanField(_("staff member resigned"), default=True)
     status = models.CharField(
@@ -188,10 +200,17 @@ class Handover(models.Model):
     )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     checked_at = models.DateTimeField(_("last checked"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("handover")
         verbose_name_plural = _("handovers")
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "created_at"])]
 
     def __str__(self) -> str:
         return f"{self.handover_staff} → {self.takeover_staff}"
+
+    @property
+    def group_successor(self) -> Staff:
+        return self.group_takeover_staff or self.takeover_staff

@@ -2,13 +2,15 @@
 
 from datetime import datetime
 
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext_lazy as _
 
 from analytics.events import record
 from analytics.models import EventType
 from contacts.models import ChannelCode, Contact, Staff
 from contacts.services import staff_ensure
-from groups.models import Group, GroupMembership
+from groups.models import AutoReply, Group, GroupMembership
 from wecom.types import GroupInfo
 
 # How group_upsert treats WeCom's member list (see there).
@@ -298,3 +300,152 @@ def members_changed(
                 key=f"{key}:{userid}",
             )
     return group
+
+
+# --- what operators edit on the group page --------------------------------------------------
+
+MAX_ADMINS = 3  # WeCom allows a group owner three admins
+# Fields an operator keeps for a group in the dashboard. Rules, notice and welcome message
+# live only here: WeCom's API cannot set a group notice.
+GROUP_SETTINGS = ("type", "model", "stage", "rules", "notice", "welcome_message", "member_cap")
+SETTABLE_ROLES = (
+    GroupMembership.Role.ADMIN,
+    GroupMembership.Role.KOC,
+    GroupMembership.Role.MEMBER,
+)
+
+
+def group_settings_update(*, group: Group, **values) -> list[str]:
+    """Change the group's type, model, stage, rules, notice, welcome message or cap.
+
+    Returns the names of the fields that changed.
+    """
+    unknown = set(values) - set(GROUP_SETTINGS)
+    if unknown:
+        raise ValueError(f"not a group setting: {', '.join(sorted(unknown))}")
+    changed = [name for name, value in values.items() if getattr(group, name) != value]
+    for name in changed:
+        setattr(group, name, values[name])
+    if changed:
+        # Only the fields being changed: choices and lengths, named per field.
+        group.clean_fields(exclude=[f.name for f in Group._meta.fields if f.name not in changed])
+        group.save(update_fields=changed)
+    return changed
+
+
+@transaction.atomic
+def membership_role_set(*, stay: GroupMembership, role: str) -> GroupMembership:
+    """Make a member an admin, a KOC (气氛组) or a plain member of their group.
+
+    At most three admins per group; the owner keeps their role (WeCom changes owners through
+    a transfer). A staff member made admin joins the group's admins, which decides which
+    operators see the group.
+    """
+    if role not in SETTABLE_ROLES:
+        raise ValidationError({"role": _("Choose admin, KOC or member.")})
+    # Serialise role changes in one group, so two promotions cannot both take the last seat.
+    group = Group.objects.select_for_update().get(pk=stay.group_id)
+    stay = GroupMembership.objects.select_for_update().get(pk=stay.pk)
+    if stay.left_at is not None:
+        raise ValidationError({"role": _("This person has left the group.")})
+    if stay.role == GroupMembership.Role.OWNER:
+        raise ValidationError({"role": _("The owner's role cannot be changed here.")})
+    if role == stay.role:
+        return stay
+    if role == GroupMembership.Role.ADMIN:
+        admins = group.memberships.filter(
+            left_at__isnull=True, role=GroupMembership.Role.ADMIN
+        ).count()
+        if admins >= MAX_ADMINS:
+            raise ValidationError(
+                {"role": _("A group has at most %(max)d admins.") % {"max": MAX_ADMINS}}
+            )
+    was_admin = stay.role == GroupMembership.Role.ADMIN
+    stay.role = role
+    stay.save(update_fields=["role"])
+    if stay.staff_id and role == GroupMembership.Role.ADMIN:
+        group.admins.add(stay.staff_id)
+    elif stay.staff_id and was_admin:
+        group.admins.remove(stay.staff_id)
+    return stay
+
+
+def _auto_reply_fields(*, group: Group, keyword: str, reply: str, exclude: int | None) -> dict:
+    keyword, reply = keyword.strip(), reply.strip()
+    errors = {}
+    if not keyword:
+        errors["keyword"] = _("Enter a keyword.")
+    elif (
+        AutoReply.objects.filter(group=group, keyword__iexact=keyword).exclude(pk=exclude).exists()
+    ):
+        errors["keyword"] = _("This group already has an auto-reply for this keyword.")
+    if not reply:
+        errors["reply"] = _("Enter the reply.")
+    if errors:
+        raise ValidationError(errors)
+    return {"keyword": keyword, "reply": reply}
+
+
+def auto_reply_create(
+    *, group: Group, keyword: str, reply: str, is_active: bool = True
+) -> AutoReply:
+    """A keyword auto-reply (关键词自动回复); a keyword is used once per group."""
+    fields = _auto_reply_fields(group=group, keyword=keyword, reply=reply, exclude=None)
+    try:
+        with transaction.atomic():
+            return AutoReply.objects.create(group=group, is_active=is_active, **fields)
+    except IntegrityError:  # a concurrent create took the keyword first
+        raise ValidationError(
+            {"keyword": _("This group already has an auto-reply for this keyword.")}
+        ) from None
+
+
+def auto_reply_update(
+    *, auto_reply: AutoReply, keyword: str, reply: str, is_active: bool = True
+) -> AutoReply:
+    fields = _auto_reply_fields(
+        group=auto_reply.group, keyword=keyword, reply=reply, exclude=auto_reply.pk
+    )
+    for name, value in {**fields, "is_active": is_active}.items():
+        setattr(auto_reply, name, value)
+    try:
+        with transaction.atomic():
+            auto_reply.save(update_fields=["keyword", "reply", "is_active"])
+    except IntegrityError:
+        raise ValidationError(
+            {"keyword": _("This group already has an auto-reply for this keyword.")}
+        ) from None
+    return auto_reply
+
+
+def auto_reply_delete(*, auto_reply: AutoReply) -> None:
+    auto_reply.delete()
+
+
+def group_owner_transfer(
+    *, group: Group, successor: Staff, occurred_at: datetime, key: str, via: str = ""
+) -> bool:
+    """WeCom accepted a new owner for the group: ours follows at once, with the event."""
+    with transaction.atomic():
+        group = Group.objects.select_for_update().select_related("owner").get(pk=group.pk)
+        if group.owner_id == successor.pk:
+            return False
+        previous = group.owner
+        group.owner = successor
+        group.save(update_fields=["owner"])
+        # The old owner stays in the group's history; only the roles move.
+        GroupMembership.objects.filter(
+            group=group, staff=previous, left_at__isnull=True, role=GroupMembership.Role.OWNER
+        ).update(role=GroupMembership.Role.MEMBER)
+        staff_membership_join(
+            group=group, staff=successor, joined_at=occurred_at, role=GroupMembership.Role.OWNER
+        )
+        record(
+            type=EventType.GROUP_OWNER_CHANGED,
+            occurred_at=occurred_at,
+            key=key,
+            group=group,
+            staff=successor,
+            payload={"from": previous.userid, "to": successor.userid, "via": via or "dashboard"},
+        )
+    return True

@@ -210,6 +210,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "wecom.tasks.requeue_pending_callbacks",
         "schedule": 60.0,
     },
+    # Every 30 minutes: ask WeCom how waiting leaver transfers went (WeCom takes ~24 h).
+    "groups-poll-pending-handovers": {
+        "task": "groups.tasks.poll_pending_handovers",
+        "schedule": 1800.0,
+    },
 }
 
 LOGGING = {
