@@ -42,3 +42,8 @@ clean-data:
 # WeCom webhook throughput on loopback (callbacks/s accepted, latency percentiles).
 bench-callbacks: install
 	$(WITH_SERVERS) $(PY) tests/bench/bench_callbacks.py $(BENCH_ARGS)
+
+# Contact list query time: 100,000 contacts × 20 tags, a three-tag filter plus tier and stage.
+.PHONY: bench-contacts
+bench-contacts: install
+	$(WITH_SERVERS) $(PY) tests/bench/bench_contact_list.py $(BENCH_ARGS)

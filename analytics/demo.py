@@ -46,10 +46,11 @@ GROUP_PREFIX = "wr-demo-"
 STAFF_PREFIX = "demo-staff-"
 
 # Tier thresholds (the product's examples): VIP1 on joining; VIP2 after a first order of at
-# least 1 yuan; VIP3 after 3 orders or ¥1,000 spent, whichever comes first.
+# least 1 yuan; VIP3 after 3 orders and ¥300 spent (a tier needs all of its thresholds, as
+# contacts.tiers applies them).
 VIP2_MIN_ORDER_FEN = 100
 VIP3_MIN_ORDERS = 3
-VIP3_MIN_SPEND_FEN = 100_000
+VIP3_MIN_SPEND_FEN = 30_000
 DORMANT_AFTER = 30 * DAY  # the articles' wake-up rule: 30 days without activity
 REFERRAL_ATTRIBUTION = 30 * DAY  # a referred contact's orders credit the referrer this long
 EARLY_EXIT_SHARE = 0.08  # newcomers who take the welcome gift and leave the group at once
@@ -1456,7 +1457,7 @@ def _plan_tiers_tags_and_stages(world: World) -> None:
 
 def tier_for_orders(count: int, spend_fen: int, biggest_fen: int) -> int:
     """The tier level (1-3) a contact's paid orders reach, per the demo's thresholds."""
-    if count >= VIP3_MIN_ORDERS or spend_fen >= VIP3_MIN_SPEND_FEN:
+    if count >= VIP3_MIN_ORDERS and spend_fen >= VIP3_MIN_SPEND_FEN:
         return 3
     if count >= 1 and biggest_fen >= VIP2_MIN_ORDER_FEN:
         return 2

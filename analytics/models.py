@@ -94,6 +94,13 @@ class Event(models.Model):
                 condition=Q(contact__isnull=False),
                 name="event_contact_time",
             ),
+            # A contact's orders and refunds without reading their speech: order counts and
+            # spend filters, tiers, customer types.
+            models.Index(
+                fields=["contact", "occurred_at"],
+                condition=Q(type__in=[30, 31]),  # ORDER_PAID, ORDER_REFUNDED
+                name="event_contact_orders",
+            ),
         ]
 
     def __str__(self) -> str:

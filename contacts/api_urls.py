@@ -2,5 +2,8 @@
 
 from rest_framework.routers import DefaultRouter
 
+from contacts.api import ContactViewSet
+
 router = DefaultRouter()
+router.register("contacts", ContactViewSet, basename="contact")
 urlpatterns = router.urls

@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 
@@ -176,6 +177,8 @@ class Contact(models.Model):
         ]
         indexes = [
             models.Index(fields=["stage"]),
+            # The contact list's usual narrowing: tier and stage together.
+            models.Index(fields=["stage", "tier"], name="contact_stage_tier"),
             models.Index(fields=["last_active_at"]),
         ]
 
@@ -305,7 +308,9 @@ class PointsEntry(models.Model):
     note = models.CharField(_("note"), max_length=200, blank=True)
     # Retried jobs and callbacks must not earn twice.
     idempotency_key = models.CharField(max_length=128, unique=True)
-    created_at = models.DateTimeField(_("time"), auto_now_add=True)
+    # When the earning action happened (a check-in, an order), not when a job got to it: the
+    # daily cap counts by this Shanghai day.
+    created_at = models.DateTimeField(_("time"), default=timezone.now)
 
     class Meta:
         verbose_name = _("points entry")

@@ -103,7 +103,7 @@ def contact_tags_set_from_wecom(
     contact: Contact, wecom_tag_ids: Iterable[str], *, occurred_at: datetime, key: str
 ) -> int:
     """Make the contact's WeCom-sourced tags exactly these; returns how many changed."""
-    wanted = {t.pk: t for t in Tag.objects.filter(wecom_tag_id__in=set(wecom_tag_ids))}
+    wanted = {t.pk: t.name for t in Tag.objects.filter(wecom_tag_id__in=set(wecom_tag_ids))}
     current = dict(
         ContactTag.objects.filter(contact=contact, tag__wecom_tag_id__isnull=False).values_list(
             "tag_id", "source"
@@ -119,6 +119,7 @@ def contact_tags_set_from_wecom(
         ignore_conflicts=True,
     )
     ContactTag.objects.filter(contact=contact, tag_id__in=removed).delete()
+    names = dict(Tag.objects.filter(pk__in=removed).values_list("pk", "name")) | wanted
     for pk, event_type in [(pk, EventType.TAG_ADDED) for pk in added] + [
         (pk, EventType.TAG_REMOVED) for pk in removed
     ]:
@@ -127,7 +128,7 @@ def contact_tags_set_from_wecom(
             occurred_at=occurred_at,
             key=f"{key}:tag:{event_type}:{pk}",
             contact=contact,
-            payload={"tag": pk, "source": TagSource.WECOM},
+            payload={"tag_id": pk, "tag": names[pk], "source": TagSource.WECOM},
         )
     return len(added) + len(removed)
 

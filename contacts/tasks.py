@@ -67,3 +67,7 @@ def sync_corp_tags(self) -> int:
             raise self.retry(exc=exc, countdown=getattr(exc, "retry_after", 10)) from None
         raise
     return services.tags_sync_from_wecom(groups)
+
+
+from contacts.io_tasks import *  # noqa: E402, F401, F403
+from contacts.loyalty_tasks import *  # noqa: E402, F401, F403

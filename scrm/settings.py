@@ -9,6 +9,7 @@ import secrets
 import warnings
 from pathlib import Path
 
+from celery.schedules import crontab
 from django.utils.translation import gettext_lazy as _
 
 from scrm.config import (
@@ -180,6 +181,15 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Private-domain operations on WeCom: contacts, groups, SOP, campaigns, metrics.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Several models have a "stage", "kind" or "type": name each enum after its owner.
+    "ENUM_NAME_OVERRIDES": {
+        "ContactStageEnum": "contacts.models.Contact.Stage",
+        "GroupStageEnum": "groups.models.Group.Stage",
+        "ContactNoteKindEnum": "contacts.models.ContactNote.Kind",
+        "ChannelCodeKindEnum": "contacts.models.ChannelCode.Kind",
+        "EventTypeEnum": "analytics.models.EventType",
+        "GroupTypeEnum": "groups.models.Group.Type",
+    },
 }
 
 
@@ -209,6 +219,20 @@ CELERY_BEAT_SCHEDULE = {
     "wecom-requeue-pending-callbacks": {
         "task": "wecom.tasks.requeue_pending_callbacks",
         "schedule": 60.0,
+    },
+    # Hourly at :05 / :20: lifecycle stages and rule-based tags follow behaviour.
+    "contacts-stages-refresh": {
+        "task": "contacts.loyalty_tasks.stages_refresh_all",
+        "schedule": crontab(minute=5),
+    },
+    "contacts-tag-rules-evaluate": {
+        "task": "contacts.loyalty_tasks.tag_rules_evaluate",
+        "schedule": crontab(minute=20),
+    },
+    # Daily at 19:35 UTC (03:35 Shanghai): every contact's tier against the thresholds.
+    "contacts-tiers-refresh": {
+        "task": "contacts.loyalty_tasks.tiers_refresh_all",
+        "schedule": crontab(minute=35, hour=19),
     },
     # Every 30 minutes: ask WeCom how waiting leaver transfers went (WeCom takes ~24 h).
     "groups-poll-pending-handovers": {

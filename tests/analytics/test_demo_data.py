@@ -301,7 +301,7 @@ def test_tiers_follow_the_tier_thresholds_for_each_contacts_orders():
     for contact in Contact.objects.select_related("tier"):
         row = orders.get(contact.pk, {"count": 0, "spend": 0, "biggest": 0})
         vip3, vip2 = tiers[3], tiers[2]
-        if row["count"] >= vip3.min_orders or row["spend"] >= vip3.min_spend_fen:
+        if row["count"] >= vip3.min_orders and row["spend"] >= vip3.min_spend_fen:
             expected = 3
         elif row["count"] >= vip2.min_orders and row["biggest"] >= vip2.min_order_fen:
             expected = 2
