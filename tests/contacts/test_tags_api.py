@@ -191,7 +191,7 @@ def test_when_wecom_refuses_the_answer_says_so_and_nothing_changes(client, wecom
     )
 
     assert created.status_code == 502
-    assert created.json()["detail"].startswith("WeCom did not accept the change")
+    assert created.json()["detail"].startswith("企业微信未接受此修改")  # Chinese first
     assert "40071" in created.json()["detail"]
     assert renamed.status_code == 502
     assert list(Tag.objects.values_list("name", flat=True)) == ["茶"]

@@ -147,7 +147,7 @@ def test_roles_change_through_the_api_with_at_most_three_admins(client, manager)
     ]
 
     assert [a.status_code for a in answers] == [200, 200, 200, 400]
-    assert answers[3].json() == {"role": ["A group has at most 3 admins."]}
+    assert answers[3].json() == {"role": ["一个群最多 3 名群管理员。"]}
     assert GroupMembership.objects.filter(group=group, role="admin").count() == 3
     koc = client.post(
         f"/api/groups/{group.pk}/members/{stays[3].pk}/role/",
@@ -214,7 +214,7 @@ def test_auto_replies_through_the_api_use_a_keyword_once_per_group(client, manag
 
     assert made.status_code == 201
     assert twice.status_code == 400
-    assert twice.json() == {"keyword": ["This group already has an auto-reply for this keyword."]}
+    assert twice.json() == {"keyword": ["该群已有此关键词的自动回复。"]}
     assert elsewhere.status_code == 201
     assert changed.json()["reply"] == "找群主领取"
     assert [r["keyword"] for r in listed] == ["优惠券"]
