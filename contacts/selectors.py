@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from analytics.models import Event, EventType
 from contacts.filters import ContactFilters, ContactSort, CustomerType
+from contacts.lifecycle import kept_orders, order_totals
 from contacts.models import Contact, ContactNote, ContactTag, Follow, PointsEntry
 
 # The four customer types (PRODUCT.md, 传播期), applied in this order; anyone left is
@@ -82,44 +83,9 @@ def contacts_visible_to(user) -> QuerySet[Contact]:
 
 # --- order facts and customer types --------------------------------------------------------
 #
-# Orders come from the event log (contacts sit below campaigns): ORDER_PAID and
-# ORDER_REFUNDED, amounts in fen, tied by payload["order_no"]. An order counts while what was
-# paid minus its refunds is above zero, the rule contacts.lifecycle judges tiers and stages
-# by. Here it is written per contact (correlated), for lists already narrowed by other
-# filters and for a page of rows; lifecycle's set-wide SQL suits whole-table passes.
-
-
-def kept_orders() -> QuerySet[Event]:
-    """ORDER_PAID events not refunded in full, annotated with `net_fen`."""
-    refunded = (
-        Event.objects.filter(
-            type=EventType.ORDER_REFUNDED,
-            contact_id=OuterRef("contact_id"),
-            payload__order_no=OuterRef("payload__order_no"),
-        )
-        .order_by()
-        .values("contact_id")
-        .annotate(total=Sum("amount"))
-        .values("total")[:1]
-    )
-    return (
-        Event.objects.filter(type=EventType.ORDER_PAID, contact_id__isnull=False)
-        .annotate(
-            net_fen=Coalesce("amount", 0, output_field=BigIntegerField())
-            - Coalesce(Subquery(refunded), 0, output_field=BigIntegerField())
-        )
-        .filter(net_fen__gt=0)
-    )
-
-
-def order_totals() -> QuerySet:
-    """Kept orders per contact: `orders` and `spend_fen` (sum of nets)."""
-    return (
-        kept_orders()
-        .order_by()
-        .values("contact_id")
-        .annotate(orders=Count("id"), spend_fen=Sum("net_fen"))
-    )
+# Orders come from the event log (contacts sit below campaigns): contacts.lifecycle owns the
+# rule for which orders count (paid minus refunds by order_no above zero); its correlated
+# kept_orders / order_totals serve lists already narrowed by other filters.
 
 
 @dataclass(frozen=True)
