@@ -1,6 +1,7 @@
 """REST API for tiers, points, the points mall, tags and tag rules, mounted under /api/."""
 
 import uuid
+from contextlib import contextmanager
 
 from django.db import transaction
 from django.utils import timezone
@@ -63,8 +64,15 @@ def _wecom_error(exc: WeComError) -> exceptions.APIException:
     return WeComUnreachable(message) if exc.transient else WeComRefused(message)
 
 
-def _tag_error(exc: tag_service.TagError) -> exceptions.ValidationError:
-    return exceptions.ValidationError({exc.field: [str(exc)]})
+@contextmanager
+def _tag_api_errors():
+    """A refused tag change as an API answer: our own check (400) or WeCom's (502/503)."""
+    try:
+        yield
+    except tag_service.TagError as exc:
+        raise exceptions.ValidationError({exc.field: [str(exc)]}) from None
+    except WeComError as exc:
+        raise _wecom_error(exc) from None
 
 
 def _visible_contact(request, contact_id) -> Contact:
@@ -293,34 +301,24 @@ class TagGroupViewSet(viewsets.ModelViewSet):
 
     def perform_create(self, serializer):
         data = serializer.validated_data
-        try:
+        with _tag_api_errors():
             serializer.instance = tag_service.tag_group_create(
                 name=data["name"], tag_names=data.get("tag_names", []), order=data.get("order", 0)
             )
-        except tag_service.TagError as exc:
-            raise _tag_error(exc) from None
-        except WeComError as exc:
-            raise _wecom_error(exc) from None
 
     def perform_update(self, serializer):
         group = serializer.instance
         data = serializer.validated_data
-        try:
+        with _tag_api_errors():
             if "name" in data:
                 tag_service.tag_group_rename(group, name=data["name"])
             if "order" in data and data["order"] != group.order:
                 group.order = data["order"]
                 group.save(update_fields=["order"])
-        except tag_service.TagError as exc:
-            raise _tag_error(exc) from None
-        except WeComError as exc:
-            raise _wecom_error(exc) from None
 
     def perform_destroy(self, instance):
-        try:
+        with _tag_api_errors():
             tag_service.tag_group_delete(instance)
-        except WeComError as exc:
-            raise _wecom_error(exc) from None
 
 
 class TagViewSet(viewsets.ModelViewSet):
@@ -340,34 +338,24 @@ class TagViewSet(viewsets.ModelViewSet):
 
     def perform_create(self, serializer):
         data = serializer.validated_data
-        try:
+        with _tag_api_errors():
             serializer.instance = tag_service.tag_create(
                 group=data["group"], name=data["name"], order=data.get("order", 0)
             )
-        except tag_service.TagError as exc:
-            raise _tag_error(exc) from None
-        except WeComError as exc:
-            raise _wecom_error(exc) from None
 
     def perform_update(self, serializer):
         tag = serializer.instance
         data = serializer.validated_data
-        try:
+        with _tag_api_errors():
             if "name" in data:
                 tag_service.tag_rename(tag, name=data["name"])
             if "order" in data and data["order"] != tag.order:
                 tag.order = data["order"]
                 tag.save(update_fields=["order"])
-        except tag_service.TagError as exc:
-            raise _tag_error(exc) from None
-        except WeComError as exc:
-            raise _wecom_error(exc) from None
 
     def perform_destroy(self, instance):
-        try:
+        with _tag_api_errors():
             tag_service.tag_delete(instance)
-        except WeComError as exc:
-            raise _wecom_error(exc) from None
 
 
 # --- tag rules ---------------------------------------------------------------------------
