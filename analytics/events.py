@@ -176,3 +176,22 @@ def record_many(rows: Iterable[EventRow], *, batch_size: int = BULK_BATCH_SIZE) 
     while batch := list(islice(values, batch_size)):
         added += _load_batch(batch)
     return added
+
+
+def record_selected(select_sql: str, params: dict | tuple = ()) -> int:
+    """Record the events a query yields, without bringing them to Python: for facts that
+    already sit in our tables (e.g. deliveries the planner just wrote), by the thousand.
+
+    The query must yield the columns of `EventRow` in COPY order (type, occurred_at,
+    contact_id, group_id, staff_id, channel_id, campaign_id, amount, payload, key), the key
+    as text. Same idempotency as `record`. Returns the number of events actually added.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {_TABLE} ({', '.join(_COLUMNS)}) "
+            f"SELECT {', '.join(_COLUMNS[:-1])}, {_KEY_SQL} AS hashed"
+            f" FROM ({select_sql}) AS selected ({', '.join(_COLUMNS)}) ORDER BY hashed "
+            "ON CONFLICT (key) DO NOTHING",
+            params,
+        )
+        return cursor.rowcount

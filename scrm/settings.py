@@ -5,6 +5,7 @@ real secrets. DATABASE_URL and REDIS_URL are required: `make` and `python -m scr
 provide embedded servers when they are not set.
 """
 
+import re
 import secrets
 import warnings
 from pathlib import Path
@@ -239,6 +240,16 @@ CELERY_BEAT_SCHEDULE = {
         "task": "groups.tasks.poll_pending_handovers",
         "schedule": 1800.0,
     },
+    # Every minute: the SOP planner plans due slots, then due deliveries are sent.
+    "sop-tick": {
+        "task": "sop.tasks.tick",
+        "schedule": 60.0,
+    },
+    # Every 5 minutes: confirmations and results of mass messages; reminders to staff.
+    "sop-follow-up": {
+        "task": "sop.tasks.follow_up",
+        "schedule": 300.0,
+    },
 }
 
 LOGGING = {
@@ -278,3 +289,18 @@ WECOM_RATE_PER_SECOND = env_int("WECOM_RATE_PER_SECOND", 30, minimum=1)
 WECOM_CONCURRENCY = env_int("WECOM_CONCURRENCY", 5, minimum=1)
 # Mass messages each customer / group may receive per day, as the corp admin set it.
 WECOM_MASS_MESSAGES_PER_DAY = env_int("WECOM_MASS_MESSAGES_PER_DAY", 1, minimum=1)
+
+# SOP rules of conduct (PRODUCT.md): pushes a customer / a group may receive from all SOPs
+# and campaigns together, quiet hours (Shanghai time) that hold messages until morning, how
+# far back the planner catches up after beat was down, and when to remind staff to confirm.
+SOP_CONTACT_PUSHES_PER_DAY = env_int("SOP_CONTACT_PUSHES_PER_DAY", 1, minimum=0)
+SOP_CONTACT_PUSHES_PER_WEEK = env_int("SOP_CONTACT_PUSHES_PER_WEEK", 3, minimum=0)
+SOP_GROUP_PUSHES_PER_DAY = env_int("SOP_GROUP_PUSHES_PER_DAY", 3, minimum=0)
+SOP_GROUP_PUSHES_PER_WEEK = env_int("SOP_GROUP_PUSHES_PER_WEEK", 15, minimum=0)
+SOP_QUIET_HOURS = env_str("SOP_QUIET_HOURS", "22:00-08:00")  # "" for none
+if SOP_QUIET_HOURS and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d", SOP_QUIET_HOURS):
+    raise ConfigError(f"SOP_QUIET_HOURS must look like 22:00-08:00, not {SOP_QUIET_HOURS!r}")
+SOP_CATCH_UP_MINUTES = env_int("SOP_CATCH_UP_MINUTES", 180, minimum=1)
+SOP_REMIND_AFTER_MINUTES = env_int("SOP_REMIND_AFTER_MINUTES", 120, minimum=1)
+# A mass message nobody confirmed after this long is given up (WeCom keeps it ~ 3 days).
+SOP_CONFIRM_WITHIN_HOURS = env_int("SOP_CONFIRM_WITHIN_HOURS", 72, minimum=1)

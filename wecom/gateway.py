@@ -21,6 +21,7 @@ from wecom.types import (
     Content,
     CorpTag,
     CorpTagGroup,
+    CreatedMassMessage,
     FailedGroupTransfer,
     FollowInfo,
     GroupDayStatistics,
@@ -289,6 +290,38 @@ def mass_message_send(
         data.update(chat_type="single", external_userid=list(external_userids))
     result = _post("externalcontact/add_msg_template", data)
     return MassMessageTask(msgid=result["msgid"], failed=tuple(result.get("fail_list", [])))
+
+
+def mass_messages_created(
+    *, sender: str, chat_type: str, start: datetime, end: datetime
+) -> list[CreatedMassMessage]:
+    """Mass messages `sender` created between start and end (WeCom allows ≤ 1 month).
+
+    How a sender who crashed mid-call finds out whether WeCom took the task after all.
+    """
+    data = {
+        "chat_type": chat_type,
+        "start_time": int(start.timestamp()),
+        "end_time": int(end.timestamp()),
+        "creator": sender,
+        "filter_type": 2,
+        "limit": 100,
+    }
+    found = []
+    for row in _paged("externalcontact/get_groupmsg_list_v2", data, "group_msg_list"):
+        text = row.get("text") or ""
+        if isinstance(text, dict):
+            text = text.get("content", "")
+        found.append(
+            CreatedMassMessage(
+                msgid=row["msgid"],
+                creator=row.get("creator", ""),
+                created_at=_when(row.get("create_time")),
+                text=text,
+                attachments=tuple(row.get("attachments") or ()),
+            )
+        )
+    return found
 
 
 def mass_message_confirmations(msgid: str) -> list[StaffConfirmation]:

@@ -65,6 +65,15 @@ class MassMessageTask:
 
 
 @dataclass(frozen=True)
+class CreatedMassMessage:
+    msgid: str
+    creator: str
+    created_at: datetime | None
+    text: str
+    attachments: tuple[dict, ...]
+
+
+@dataclass(frozen=True)
 class StaffConfirmation:
     userid: str
     sent: bool
