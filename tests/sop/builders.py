@@ -30,8 +30,12 @@ def customer(staff, **fields):
 
 def group_plan(content, *, at=time(7, 30), activated_at, **fields) -> Plan:
     plan = Plan.objects.create(
-        name="福利群日常", kind=Plan.Kind.GROUP, status=Plan.Status.ACTIVE,
-        activated_at=activated_at, planned_until=activated_at, **fields,
+        name="福利群日常",
+        kind=Plan.Kind.GROUP,
+        status=Plan.Status.ACTIVE,
+        activated_at=activated_at,
+        planned_until=activated_at,
+        **fields,
     )
     Step.objects.create(plan=plan, content=content, at_time=at, position=1)
     return plan
@@ -39,11 +43,14 @@ def group_plan(content, *, at=time(7, 30), activated_at, **fields) -> Plan:
 
 def broadcast(content, contacts, *, send_at, activated_at, priority=50, **fields) -> Plan:
     plan = Plan.objects.create(
-        name="活动通知", kind=Plan.Kind.BROADCAST, status=Plan.Status.ACTIVE, priority=priority,
-        activated_at=activated_at, planned_until=activated_at, **fields,
+        name="活动通知",
+        kind=Plan.Kind.BROADCAST,
+        status=Plan.Status.ACTIVE,
+        priority=priority,
+        activated_at=activated_at,
+        planned_until=activated_at,
+        **fields,
     )
     Step.objects.create(plan=plan, content=content, send_at=send_at, position=1)
     plan.contacts.set(contacts)
     return plan
-
-

@@ -57,6 +57,9 @@ class FakeWeCom:
         self.agent_id = agent_id
         self.callback_url = callback_url
         self.latency = latency  # seconds each API call takes, so concurrency limits can bite
+        # api → seconds the next call's answer is held back after the work is done: how a
+        # test kills a caller between WeCom acting and the caller hearing of it.
+        self.answer_delays: dict[str, float] = {}
         self.world = World(
             clock=clock,
             mass_message_cap=mass_message_cap,
@@ -195,7 +198,10 @@ class FakeWeCom:
                 if self.latency:
                     time.sleep(self.latency)
                 with self.world.lock:
-                    return 200, _ok(handler(self.world, request))
+                    answer = 200, _ok(handler(self.world, request))
+                if delay := self.answer_delays.pop(name, 0):
+                    time.sleep(delay)
+                return answer
             finally:
                 self.traffic.leave(call)
         except ApiError as e:
