@@ -1,6 +1,8 @@
 """Customer groups (客户群) and who is in them, with the full join/leave history."""
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
@@ -45,6 +47,11 @@ class Group(models.Model):
     rules = models.TextField(_("group rules"), blank=True)
     welcome_message = models.TextField(_("welcome message"), blank=True)
     member_cap = models.PositiveIntegerField(_("member cap"), default=500)
+    # Our own labels (群标签), e.g. "母婴" or "华东": WeCom has none for groups. SOP plans
+    # choose groups by them.
+    labels = ArrayField(
+        models.CharField(max_length=30), verbose_name=_("labels"), default=list, blank=True
+    )
     join_codes = models.ManyToManyField(
         ChannelCode, verbose_name=_("group join codes"), blank=True, related_name="groups"
     )
@@ -55,7 +62,10 @@ class Group(models.Model):
     class Meta:
         verbose_name = _("customer group")
         verbose_name_plural = _("customer groups")
-        indexes = [models.Index(fields=["owner", "type"])]
+        indexes = [
+            models.Index(fields=["owner", "type"]),
+            GinIndex(fields=["labels"], name="group_labels"),
+        ]
 
     def __str__(self) -> str:
         return self.name or self.chat_id

@@ -307,7 +307,16 @@ def members_changed(
 MAX_ADMINS = 3  # WeCom allows a group owner three admins
 # Fields an operator keeps for a group in the dashboard. Rules, notice and welcome message
 # live only here: WeCom's API cannot set a group notice.
-GROUP_SETTINGS = ("type", "model", "stage", "rules", "notice", "welcome_message", "member_cap")
+GROUP_SETTINGS = (
+    "type",
+    "model",
+    "stage",
+    "labels",
+    "rules",
+    "notice",
+    "welcome_message",
+    "member_cap",
+)
 SETTABLE_ROLES = (
     GroupMembership.Role.ADMIN,
     GroupMembership.Role.KOC,
@@ -316,7 +325,7 @@ SETTABLE_ROLES = (
 
 
 def group_settings_update(*, group: Group, **values) -> list[str]:
-    """Change the group's type, model, stage, rules, notice, welcome message or cap.
+    """Change the group's type, model, stage, labels, rules, notice, welcome message or cap.
 
     Returns the names of the fields that changed.
     """

@@ -5,6 +5,7 @@ from datetime import datetime
 
 from django import forms
 from django.contrib import messages
+from django.contrib.postgres.forms import SimpleArrayField
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
@@ -241,9 +242,25 @@ class GroupDetailView(RoleRequiredMixin, View):
 
 
 class GroupSettingsForm(forms.ModelForm):
+    labels = SimpleArrayField(
+        forms.CharField(max_length=30),
+        label=_("Labels"),
+        required=False,
+        help_text=_("Separated by commas, e.g. 母婴,华东. SOP plans can choose groups by label."),
+    )
+
     class Meta:
         model = Group
-        fields = ["type", "model", "stage", "member_cap", "rules", "notice", "welcome_message"]
+        fields = [
+            "type",
+            "model",
+            "stage",
+            "labels",
+            "member_cap",
+            "rules",
+            "notice",
+            "welcome_message",
+        ]
         widgets = {
             "rules": forms.Textarea(attrs={"rows": 5}),
             "notice": forms.Textarea(attrs={"rows": 4}),

@@ -122,6 +122,12 @@ class Plan(models.Model):
     owners = models.ManyToManyField(
         Staff, verbose_name=_("group owners"), blank=True, related_name="+"
     )
+    group_labels = ArrayField(
+        models.CharField(max_length=30),
+        verbose_name=_("group labels (any of)"),
+        default=list,
+        blank=True,
+    )
 
     # Who a journey or broadcast reaches.
     trigger = models.CharField(_("trigger"), max_length=16, choices=Trigger.choices, blank=True)

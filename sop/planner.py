@@ -261,6 +261,9 @@ def _insert_group_deliveries(cursor, plan, step, *, expire_before, now) -> None:
         if plan.group_types:
             where.append("g.type = ANY(%(types)s)")
             params["types"] = list(plan.group_types)
+        if plan.group_labels:
+            where.append("g.labels && %(labels)s::varchar[]")
+            params["labels"] = list(plan.group_labels)
         if plan.group_stages:
             where.append("g.stage = ANY(%(plan_stages)s)")
             params["plan_stages"] = list(plan.group_stages)
@@ -409,7 +412,8 @@ _BUDGET = f"""
     UPDATE {Delivery._meta.db_table} d
     SET status = 'skipped', reason = %(reason)s, updated_at = %(now)s
     FROM ranked r
-    WHERE d.id = r.id AND r.status = 'planned' AND r.rank > %(cap)s
+    -- d.status again: a concurrent dispatch may have queued it since the snapshot.
+    WHERE d.id = r.id AND r.status = 'planned' AND d.status = 'planned' AND r.rank > %(cap)s
     RETURNING d.id
 """
 

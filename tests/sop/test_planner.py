@@ -6,10 +6,11 @@ from datetime import time, timedelta
 import pytest
 from django.db import connection
 
-from analytics.models import Event, EventType
 from analytics.events import record
+from analytics.models import Event, EventType
 from sop.models import Delivery, Plan, SkipReason, Step
 from sop.planner import plan_due
+from sop.sending import dispatch_due
 from sop.services import plan_pause, plan_preview
 from tests.factories import GroupFactory, StaffFactory
 from tests.sop.builders import broadcast, customer, group_plan, make_content, shanghai
@@ -73,9 +74,9 @@ def test_missed_slots_are_caught_up_within_the_window_and_expired_beyond(content
     assert shanghai(2026, 11, 23, 12, 0) not in by_slot  # not due yet
 
 
-def test_quiet_hours_hold_until_morning(content, settings):
+def test_quiet_hours_hold_until_morning_then_release(content, settings):
     settings.SOP_QUIET_HOURS = "22:00-08:00"
-    GroupFactory(owner=StaffFactory())
+    group = GroupFactory(owner=StaffFactory())
     group_plan(content, at=time(22, 30), activated_at=shanghai(2026, 11, 23, 20, 0))
 
     plan_due(now=shanghai(2026, 11, 23, 22, 31))
@@ -84,17 +85,24 @@ def test_quiet_hours_hold_until_morning(content, settings):
     assert held.status == Delivery.Status.PLANNED  # held, not dropped
     assert held.reason == SkipReason.QUIET_HOURS
     assert held.due_at == shanghai(2026, 11, 24, 8, 0)
+    assert dispatch_due(now=shanghai(2026, 11, 24, 7, 59)) == []
+    [message] = dispatch_due(now=shanghai(2026, 11, 24, 8, 0))
+    assert Delivery.objects.get(group=group, message=message).status == Delivery.Status.QUEUED
 
 
 def test_public_holidays_are_skipped_or_shifted_per_plan(content, settings):
     settings.WECOM_MASS_MESSAGES_PER_DAY = 3
     GroupFactory(owner=StaffFactory())
     skip = group_plan(
-        content, at=time(10, 0), activated_at=shanghai(2026, 9, 30, 8, 0),
+        content,
+        at=time(10, 0),
+        activated_at=shanghai(2026, 9, 30, 8, 0),
         holiday_policy=Plan.HolidayPolicy.SKIP,
     )
     shift = group_plan(
-        content, at=time(10, 0), activated_at=shanghai(2026, 9, 30, 8, 0),
+        content,
+        at=time(10, 0),
+        activated_at=shanghai(2026, 9, 30, 8, 0),
         holiday_policy=Plan.HolidayPolicy.SHIFT,
     )
     plan_due(now=shanghai(2026, 9, 30, 10, 1))  # an ordinary day: both send
@@ -116,15 +124,23 @@ def test_the_budget_holds_when_two_plans_and_a_campaign_compete(content, setting
     staff = StaffFactory()
     alice = customer(staff)
     start = shanghai(2026, 11, 23, 9, 0)
-    low = broadcast(content, [alice], send_at=shanghai(2026, 11, 23, 10, 0),
-                    activated_at=start, priority=10)
-    mid = broadcast(content, [alice], send_at=shanghai(2026, 11, 23, 10, 0),
-                    activated_at=start, priority=50)
+    low = broadcast(
+        content, [alice], send_at=shanghai(2026, 11, 23, 10, 0), activated_at=start, priority=10
+    )
+    mid = broadcast(
+        content, [alice], send_at=shanghai(2026, 11, 23, 10, 0), activated_at=start, priority=50
+    )
     from campaigns.models import Campaign
 
     campaign = Campaign.objects.create(name="双11返场", type=Campaign.Type.COUPON)
-    high = broadcast(content, [alice], send_at=shanghai(2026, 11, 23, 10, 0),
-                     activated_at=start, priority=90, campaign=campaign)
+    high = broadcast(
+        content,
+        [alice],
+        send_at=shanghai(2026, 11, 23, 10, 0),
+        activated_at=start,
+        priority=90,
+        campaign=campaign,
+    )
 
     plan_due(now=shanghai(2026, 11, 23, 10, 1))
 
@@ -143,12 +159,14 @@ def test_a_higher_priority_message_takes_a_slot_from_a_planned_but_unsent_one(co
     bob = customer(staff)
     start = shanghai(2026, 11, 23, 20, 0)
     # Planned at 22:30, held by quiet hours until 08:00 tomorrow…
-    early = broadcast(content, [bob], send_at=shanghai(2026, 11, 23, 22, 30),
-                      activated_at=start, priority=20)
+    early = broadcast(
+        content, [bob], send_at=shanghai(2026, 11, 23, 22, 30), activated_at=start, priority=20
+    )
     plan_due(now=shanghai(2026, 11, 23, 22, 31))
     # …when a more important message for tomorrow 09:00 arrives.
-    late = broadcast(content, [bob], send_at=shanghai(2026, 11, 24, 9, 0),
-                     activated_at=start, priority=80)
+    late = broadcast(
+        content, [bob], send_at=shanghai(2026, 11, 24, 9, 0), activated_at=start, priority=80
+    )
     result = plan_due(now=shanghai(2026, 11, 24, 7, 0) + timedelta(hours=2, minutes=1))
 
     assert result.displaced == 1
@@ -172,8 +190,13 @@ def test_a_weekly_budget_spans_days(content, settings):
 
 
 def _joined(contact, staff, at):
-    record(type=EventType.CONTACT_ADDED, occurred_at=at, key=f"added:{contact.pk}:{at}",
-           contact=contact, staff=staff)
+    record(
+        type=EventType.CONTACT_ADDED,
+        occurred_at=at,
+        key=f"added:{contact.pk}:{at}",
+        contact=contact,
+        staff=staff,
+    )
 
 
 def test_a_journey_fires_at_t0_t7_t21_relative_to_the_event(settings):
@@ -183,14 +206,23 @@ def test_a_journey_fires_at_t0_t7_t21_relative_to_the_event(settings):
     carol = customer(staff)
     welcome, tips, coupon = (make_content(title=t, text=t) for t in ("欢迎", "使用技巧", "复购券"))
     plan = Plan.objects.create(
-        name="新客旅程", kind=Plan.Kind.JOURNEY, trigger=Plan.Trigger.CONTACT_ADDED,
-        status=Plan.Status.ACTIVE, activated_at=shanghai(2026, 11, 1, 0, 0),
+        name="新客旅程",
+        kind=Plan.Kind.JOURNEY,
+        trigger=Plan.Trigger.CONTACT_ADDED,
+        status=Plan.Status.ACTIVE,
+        activated_at=shanghai(2026, 11, 1, 0, 0),
         planned_until=shanghai(2026, 11, 1, 0, 0),
     )
     Step.objects.create(plan=plan, content=welcome, position=1)  # T+0
     Step.objects.create(plan=plan, content=tips, position=2, offset_days=7, at_time=time(10, 0))
-    Step.objects.create(plan=plan, content=coupon, position=3, offset_days=21,
-                        at_time=time(10, 0), only_if_no_order_since_trigger=True)
+    Step.objects.create(
+        plan=plan,
+        content=coupon,
+        position=3,
+        offset_days=21,
+        at_time=time(10, 0),
+        only_if_no_order_since_trigger=True,
+    )
     added = shanghai(2026, 11, 2, 15, 20)
     _joined(carol, staff, added)
 
@@ -212,15 +244,29 @@ def test_a_journey_step_is_skipped_for_someone_who_ordered_since(content):
     staff = StaffFactory()
     dave = customer(staff)
     plan = Plan.objects.create(
-        name="未下单提醒", kind=Plan.Kind.JOURNEY, trigger=Plan.Trigger.CONTACT_ADDED,
-        status=Plan.Status.ACTIVE, activated_at=shanghai(2026, 11, 1), planned_until=shanghai(2026, 11, 1),
+        name="未下单提醒",
+        kind=Plan.Kind.JOURNEY,
+        trigger=Plan.Trigger.CONTACT_ADDED,
+        status=Plan.Status.ACTIVE,
+        activated_at=shanghai(2026, 11, 1),
+        planned_until=shanghai(2026, 11, 1),
     )
-    Step.objects.create(plan=plan, content=content, offset_days=1, at_time=time(10, 0),
-                        only_if_no_order_since_trigger=True)
+    Step.objects.create(
+        plan=plan,
+        content=content,
+        offset_days=1,
+        at_time=time(10, 0),
+        only_if_no_order_since_trigger=True,
+    )
     _joined(dave, staff, shanghai(2026, 11, 2, 9, 0))
     plan_due(now=shanghai(2026, 11, 2, 9, 1))
-    record(type=EventType.ORDER_PAID, occurred_at=shanghai(2026, 11, 2, 20, 0), key="order-1",
-           contact=dave, amount=9900)
+    record(
+        type=EventType.ORDER_PAID,
+        occurred_at=shanghai(2026, 11, 2, 20, 0),
+        key="order-1",
+        contact=dave,
+        amount=9900,
+    )
 
     plan_due(now=shanghai(2026, 11, 3, 10, 0))
 
@@ -234,8 +280,12 @@ def test_opted_out_and_blocked_customers_get_nothing_and_the_reason_is_kept(cont
     gone.follows.update(deleted_by_contact_at=shanghai(2026, 11, 20))
     quiet = customer(staff, opted_out=True)
     fine = customer(staff)
-    broadcast(content, [gone, quiet, fine], send_at=shanghai(2026, 11, 23, 10, 0),
-              activated_at=shanghai(2026, 11, 23, 9, 0))
+    broadcast(
+        content,
+        [gone, quiet, fine],
+        send_at=shanghai(2026, 11, 23, 10, 0),
+        activated_at=shanghai(2026, 11, 23, 9, 0),
+    )
 
     plan_due(now=shanghai(2026, 11, 23, 10, 0))
 
@@ -274,6 +324,28 @@ def test_the_preview_shows_the_next_seven_days_and_keeps_nothing(content, settin
     preview = plan_preview(plan, now=shanghai(2026, 11, 23, 9, 0))  # Monday
 
     assert preview.planned == 9  # Mon, Wed, Fri × 3 groups
-    assert [d["day"].isoformat() for d in preview.days] == ["2026-11-23", "2026-11-25", "2026-11-27"]
+    assert [d["day"].isoformat() for d in preview.days] == [
+        "2026-11-23",
+        "2026-11-25",
+        "2026-11-27",
+    ]
     assert preview.rows[0].due_at == shanghai(2026, 11, 23, 12, 0)
     assert not Delivery.objects.exists() and not Event.objects.exists()
+
+
+def test_a_group_plan_can_choose_groups_by_label_and_step_by_stage(content):
+    owner = StaffFactory()
+    baby_east = GroupFactory(owner=owner, labels=["母婴", "华东"], stage="activation")
+    GroupFactory(owner=owner, labels=["母婴"], stage="founding")  # the step wants activation
+    GroupFactory(owner=owner, labels=["美妆"], stage="activation")
+    plan = group_plan(
+        content,
+        at=time(12, 0),
+        activated_at=shanghai(2026, 11, 23, 9, 0),
+        group_labels=["母婴", "宠物"],
+    )
+    plan.steps.update(group_stages=["activation"])
+
+    plan_due(now=shanghai(2026, 11, 23, 12, 0))
+
+    assert [d.group for d in Delivery.objects.all()] == [baby_east]

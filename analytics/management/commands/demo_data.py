@@ -13,6 +13,7 @@ from analytics.demo import (
     demo_data_load,
     demo_data_summary,
 )
+from sop.demo import sop_demo_load
 
 
 class Command(BaseCommand):
@@ -72,9 +73,10 @@ class Command(BaseCommand):
             self.stdout.write("demo data already loaded")
         else:
             self.stdout.write(
-                f"Added {result.events_added:,} events; done in "
-                f"{time.monotonic() - started:.1f}s"
+                f"Added {result.events_added:,} events; done in {time.monotonic() - started:.1f}s"
             )
+        if sop_demo_load():
+            self.stdout.write("Added the demo SOP plans and content library")
         self._print_summary(demo_data_summary())
 
     def _print_summary(self, summary: dict) -> None:
