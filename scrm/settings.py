@@ -190,6 +190,9 @@ SPECTACULAR_SETTINGS = {
         "ChannelCodeKindEnum": "contacts.models.ChannelCode.Kind",
         "EventTypeEnum": "analytics.models.EventType",
         "GroupTypeEnum": "groups.models.Group.Type",
+        "PlanStatusEnum": "sop.models.Plan.Status",
+        "DeliveryStatusEnum": "sop.models.Delivery.Status",
+        "SkipReasonEnum": "sop.models.SkipReason",
     },
 }
 

@@ -6,6 +6,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from contacts.models import Contact, MemberTier, Staff, Tag
 from groups.models import Group
@@ -53,7 +54,7 @@ class Plan(models.Model):
 
     class Status(models.TextChoices):
         DRAFT = "draft", _("Draft")
-        ACTIVE = "active", _("Active")
+        ACTIVE = "active", pgettext_lazy("plan status", "Active")
         PAUSED = "paused", _("Paused")
         ARCHIVED = "archived", _("Archived")
 

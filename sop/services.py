@@ -23,6 +23,24 @@ def _ensure_may_change(user, plan: Plan) -> None:
         raise PermissionDenied("Operators change only their own plans.")
 
 
+def plan_staff_for(user):
+    """The staff member a new plan of this login is limited to: none for a manager, the
+    operator's own otherwise. Operators without a WeCom identity make no plans."""
+    if user.is_read_only:
+        raise PermissionDenied("Analysts have read-only access.")
+    if user.is_manager:
+        return None
+    staff = getattr(user, "staff", None)
+    if staff is None:
+        raise PermissionDenied("Only a login with a WeCom identity makes plans.")
+    return staff
+
+
+def content_may_change(user, item: ContentItem) -> bool:
+    """The library is shared; operators change only what they made, managers anything."""
+    return not user.is_read_only and (user.is_manager or item.created_by_id == user.pk)
+
+
 def content_check(item: ContentItem) -> None:
     validate(item.text, item.attachments)
 
@@ -48,6 +66,8 @@ def plan_check(plan: Plan) -> None:
 def plan_activate(plan: Plan, *, user, now: datetime | None = None) -> Plan:
     """Put a draft or paused plan live. Slots before now are never planned for it."""
     _ensure_may_change(user, plan)
+    if plan.status not in (Plan.Status.DRAFT, Plan.Status.PAUSED):
+        raise ValidationError({"status": _("Only a draft or paused plan can go live.")})
     plan_check(plan)
     now = now or timezone.now()
     plan.status = Plan.Status.ACTIVE
@@ -61,6 +81,13 @@ def plan_activate(plan: Plan, *, user, now: datetime | None = None) -> Plan:
     return plan
 
 
+def plan_resume(plan: Plan, *, user, now: datetime | None = None) -> Plan:
+    """Put a paused plan live again; slots missed while paused are not sent late."""
+    if plan.status != Plan.Status.PAUSED:
+        raise ValidationError({"status": _("Only a paused plan is resumed.")})
+    return plan_activate(plan, user=user, now=now)
+
+
 def plan_pause(plan: Plan, *, user, now: datetime | None = None) -> int:
     """Stop a plan; what it planned and has not queued yet is skipped (recorded as such).
 
@@ -68,6 +95,8 @@ def plan_pause(plan: Plan, *, user, now: datetime | None = None) -> int:
     already sent are never planned again.
     """
     _ensure_may_change(user, plan)
+    if plan.status != Plan.Status.ACTIVE:
+        raise ValidationError({"status": _("Only a live plan can be paused.")})
     now = now or timezone.now()
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [planner.PLANNER_LOCK])
