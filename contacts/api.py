@@ -25,6 +25,9 @@ from contacts.filters import (
 )
 from contacts.models import Contact, ContactNote, ContactTag, Follow
 from contacts.remarks import (
+    BULK_MAX_CONTACTS,
+    BULK_TAG_IN_REQUEST,
+    BULK_TAG_MAX,
     EXPORT_FORMATS,
     BulkAction,
     RemarkError,
@@ -344,15 +347,20 @@ class ContactBulkResultSerializer(serializers.Serializer):
     requested = serializers.IntegerField()
     done = serializers.IntegerField()
     unchanged = serializers.IntegerField()
+    queued = serializers.IntegerField(
+        help_text="Customers handed to the background job (tagging many); see the job"
+    )
     failed = ContactBulkFailureSerializer(many=True)
     job = inline_serializer(
         "ContactBulkJob",
         {
             "id": serializers.IntegerField(),
+            "kind": serializers.CharField(),
             "status": serializers.CharField(),
             "percent": serializers.IntegerField(),
         },
         allow_null=True,
+        help_text="An export, or tagging many customers: follow it at /io/api/jobs/<id>",
     )
 
 
@@ -363,10 +371,13 @@ def _bulk_result_data(result) -> dict:
         "requested": result.requested,
         "done": len(result.done),
         "unchanged": len(result.unchanged),
+        "queued": len(result.queued),
         "failed": [
             {"id": pk, "name": name, "reason": reason} for pk, name, reason in result.failures()
         ],
-        "job": {"id": job.pk, "status": job.status, "percent": job.percent} if job else None,
+        "job": {"id": job.pk, "kind": job.kind, "status": job.status, "percent": job.percent}
+        if job
+        else None,
     }
 
 
@@ -465,7 +476,10 @@ class ContactViewSet(viewsets.GenericViewSet):
         summary="Tag, untag, assign staff or export many customers",
         description=(
             "Act on the given ids, or (all_matching: true) on every customer the query "
-            "parameters' filters match, the same filters as the list. Analysts may only export."
+            "parameters' filters match, the same filters as the list. Analysts may only export. "
+            f"Tagging up to {BULK_TAG_IN_REQUEST} customers is done before the answer; more "
+            f"(up to {BULK_TAG_MAX:,}) and exports run as a background job, given in `job`. "
+            f"Assigning staff takes up to {BULK_MAX_CONTACTS} customers."
         ),
         parameters=FILTER_OPENAPI_PARAMETERS,
         request=ContactBulkInputSerializer,

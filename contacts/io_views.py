@@ -44,6 +44,8 @@ KIND_LABELS = {
     "orders_import": _("Order import"),
     "contacts_export": _("Customer export"),
     "orders_export": _("Order export"),
+    "contacts_tag": _("Customer tagging"),
+    "contacts_untag": _("Customer untagging"),
 }
 PHASE_LABELS = {
     "queued": _("Waiting for a worker"),
@@ -295,6 +297,7 @@ class JobDetailView(LoginRequiredMixin, TemplateView):
             kind_label=KIND_LABELS.get(job.kind, job.kind),
             is_import=job.kind.endswith("_import"),
             is_export=job.kind.endswith("_export"),
+            is_tagging=job.kind in ("contacts_tag", "contacts_untag"),
             result=result,
             errors=errors,
             page_obj=errors,

@@ -22,10 +22,15 @@ from wecom.errors import WeComError
 logger = logging.getLogger(__name__)
 
 NOTE_MAX_LENGTH = 2_000
-# Tagging and transfers call WeCom once per contact (tags: once per follower) within the
-# request, at the shared rate limit of a few dozen calls a second: bigger sets must be
+# Transfers call WeCom within the request, at the shared rate limit of a few dozen calls a
+# second (and WeCom takes a limited number of transfers a day): bigger sets must be
 # narrowed first. Exports run as a background job and have no such cap.
 BULK_MAX_CONTACTS = 500
+# Tagging calls WeCom once per (follower, contact): up to this many contacts (about ten
+# seconds of calls) are tagged within the request, more by a background job.
+BULK_TAG_IN_REQUEST = 200
+# A job tags at most this many (about an hour at the rate limit); beyond that, narrow.
+BULK_TAG_MAX = 100_000
 
 
 class RemarkError(ValueError):
@@ -99,7 +104,10 @@ class BulkResult:
     failed: dict[int, str] = field(default_factory=dict)
     # Ids that are no customer of the user's: reported without a name, which would leak.
     not_found: set[int] = field(default_factory=set)
-    job: object | None = None  # scrm.models.Job of an export
+    # Contacts handed to a background job (tagging above BULK_TAG_IN_REQUEST): the job's
+    # result tells what became of them.
+    queued: list[int] = field(default_factory=list)
+    job: object | None = None  # scrm.models.Job of an export or of tagging many contacts
 
     def failures(self) -> list[tuple[int, str, str]]:
         """(contact id, name, reason) of each failure, for the page and the API."""
@@ -237,9 +245,11 @@ def contacts_bulk_act(
 ) -> BulkResult:
     """Tag, untag, assign staff or export many customers at once.
 
-    Only customers the user may see are touched; others are reported as not found. Analysts
-    may export and nothing else. Raises RemarkError (naming the field) for bad input and
-    PermissionDenied for a role that may not act; nothing is changed in either case.
+    Exports, and tagging more than BULK_TAG_IN_REQUEST customers, run as a background job
+    (`result.job`); the rest is done before this returns. Only customers the user may see
+    are touched; others are reported as not found. Analysts may export and nothing else.
+    Raises RemarkError (naming the field) for bad input and PermissionDenied for a role that
+    may not act; nothing is changed (and no job queued) in either case.
     """
     if action not in BulkAction.values:
         raise RemarkError(
@@ -251,10 +261,15 @@ def contacts_bulk_act(
     contact_ids = list(dict.fromkeys(contact_ids))
     if not contact_ids:
         raise RemarkError(_t("No customers selected."), field="ids")
-    if action != BulkAction.EXPORT and len(contact_ids) > BULK_MAX_CONTACTS:
+    limit = {
+        BulkAction.ASSIGN_STAFF: BULK_MAX_CONTACTS,
+        BulkAction.TAG: BULK_TAG_MAX,
+        BulkAction.UNTAG: BULK_TAG_MAX,
+    }.get(action)
+    if limit is not None and len(contact_ids) > limit:
         raise RemarkError(
             _t("%(count)d customers selected; narrow the filter to at most %(max)d.")
-            % {"count": len(contact_ids), "max": BULK_MAX_CONTACTS},
+            % {"count": len(contact_ids), "max": limit},
             field="ids",
         )
     visible = set(contacts_visible_to(user).filter(pk__in=contact_ids).values_list("pk", flat=True))
@@ -264,12 +279,18 @@ def contacts_bulk_act(
     if action in (BulkAction.TAG, BulkAction.UNTAG):
         tags = _tags(tag_ids)
         result = BulkResult(action=action, requested=len(contact_ids))
-        if allowed:
-            # The tagging engineer's service: WeCom first, then ours, per contact.
-            from contacts.tags import contacts_tag, contacts_untag
+        # The tagging engineer's service: WeCom first, then ours, per contact.
+        from contacts.tags import contacts_tag, contacts_tag_job_start
 
-            apply = contacts_tag if action == BulkAction.TAG else contacts_untag
-            tagged = apply(allowed, tags, by_user=user)
+        remove = action == BulkAction.UNTAG
+        if len(allowed) > BULK_TAG_IN_REQUEST:
+            # Checks every contact is the user's before queueing, so a refusal queues nothing.
+            result.job = contacts_tag_job_start(
+                user=user, contact_ids=allowed, tags=tags, remove=remove
+            )
+            result.queued = allowed
+        elif allowed:
+            tagged = contacts_tag(allowed, tags, by_user=user, remove=remove)
             result.done = list(tagged.changed)
             result.unchanged = list(tagged.unchanged)
             result.failed.update(tagged.failed)

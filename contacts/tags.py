@@ -7,6 +7,7 @@ changes into ours is contacts.services.tags_sync_from_wecom.
 """
 
 import logging
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -15,12 +16,15 @@ from datetime import datetime
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import QuerySet
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _t
 
 from analytics.events import EventRow, record_many
 from analytics.models import EventType
 from contacts.models import Contact, ContactTag, Follow, Staff, Tag, TagGroup, TagSource
 from contacts.selectors import contacts_visible_to
+from scrm.jobs import Progress, job_create, job_queue
+from scrm.models import Job
 from wecom import gateway
 from wecom.errors import WeComError
 
@@ -341,3 +345,107 @@ def contacts_tag(
 
 def contacts_untag(contact_ids: Iterable[int], tags: Iterable[Tag], *, by_user) -> BulkTagResult:
     return contacts_tag(contact_ids, tags, by_user=by_user, remove=True)
+
+
+# --- tagging many contacts as a background job -------------------------------------------
+
+# Contacts per chunk: each costs a WeCom call per follower at the shared rate limit (about
+# 30 a second), so a chunk takes a second or two and the progress bar moves steadily.
+TAG_JOB_CHUNK = 50
+# The job keeps this many failures with their reasons (the counts are always complete).
+TAG_JOB_FAILURES_KEPT = 200
+
+
+def contacts_tag_job_start(
+    *, user, contact_ids: Iterable[int], tags: Iterable[Tag], remove: bool = False
+) -> Job:
+    """Queue tagging (or with remove=True untagging) many contacts as a Job.
+
+    The permission check happens here, before anything is queued: a contact that is not
+    the user's raises PermissionDenied and no job is created.
+    """
+    tags = _tag_list(tags)
+    ids = sorted(set(contact_ids))
+    _ensure_may_tag(user, set(ids))
+    job = job_create(
+        kind="contacts_untag" if remove else "contacts_tag",
+        user=user,
+        params={
+            "contact_ids": ids,
+            "tag_ids": [tag.pk for tag in tags],
+            "language": translation.get_language(),
+        },
+        total=len(ids),
+    )
+    from contacts.io_tasks import contacts_tag_run
+
+    job_queue(job, contacts_tag_run)
+    return job
+
+
+def _job_state(job: Job) -> dict:
+    """The job's counts so far; a resumed job carries on from them."""
+    saved = job.result or {}
+    return {
+        "phase": "running",  # shown as "Working" on the job pages
+        "requested": len(job.params["contact_ids"]),
+        "done": saved.get("done", 0),
+        "unchanged": saved.get("unchanged", 0),
+        "failed": saved.get("failed", 0),
+        "failures": list(saved.get("failures", [])),
+        # The last contact id handled (ids go in ascending order): a nested value, so the
+        # job page's counts (its integer values) leave it out.
+        "resume": {"after": saved.get("resume", {}).get("after", 0)},
+    }
+
+
+def _note_failure(state: dict, contact_id: int, reason: str) -> None:
+    state["failed"] += 1
+    if len(state["failures"]) < TAG_JOB_FAILURES_KEPT:
+        state["failures"].append([contact_id, reason])
+
+
+def contacts_tag_job(job: Job, *, progress: Progress, stop_at: float | None = None) -> dict | None:
+    """Run a contacts_tag / contacts_untag job's work, from where it stopped last.
+
+    Contacts are done in ascending id order, chunk by chunk, and the last id done is saved
+    with the counts after each chunk, so a job run again (a second delivery, a crash, the
+    next slice) skips what is done. A contact done again after a crash mid-chunk changes
+    nothing (no row, no event; WeCom is asked to mark a tag it has, which it ignores) and is
+    counted as unchanged. Returns the result when every contact is done, None when
+    `stop_at` (time.monotonic()) came first with work left.
+    """
+    user = job.created_by
+    remove = job.kind == "contacts_untag"
+    tags = list(Tag.objects.filter(pk__in=job.params["tag_ids"]))
+    if not tags:
+        raise TagError(_t("The tags were deleted before the job ran."), field="tags")
+    state = _job_state(job)
+    everyone = job.params["contact_ids"]
+    after = state["resume"]["after"]
+    todo = [pk for pk in everyone if pk > after]
+    handled = len(everyone) - len(todo)
+    progress(handled, len(everyone), phase="running")
+    for start in range(0, len(todo), TAG_JOB_CHUNK):
+        # At least one chunk a run, so every run moves the job on.
+        if start and stop_at is not None and time.monotonic() > stop_at:
+            return None
+        chunk = todo[start : start + TAG_JOB_CHUNK]
+        # Checked again per chunk: a customer handed to someone else since the job was
+        # queued is no longer this user's to tag.
+        mine = set(contacts_taggable_by(user).filter(pk__in=chunk).values_list("pk", flat=True))
+        allowed = [pk for pk in chunk if pk in mine]
+        outcome = contacts_tag(allowed, tags, by_user=user, remove=remove)
+        state["done"] += len(outcome.changed)
+        state["unchanged"] += len(outcome.unchanged)
+        seen = {*outcome.changed, *outcome.unchanged}
+        for pk in chunk:
+            if pk in outcome.failed:
+                _note_failure(state, pk, outcome.failed[pk])
+            elif pk not in seen:  # gone, or no longer the user's
+                _note_failure(state, pk, _t("No such customer among yours."))
+        state["resume"]["after"] = chunk[-1]
+        handled += len(chunk)
+        Job.objects.filter(pk=job.pk).update(result=state)
+        progress(handled, len(everyone), phase="running")
+    return state

@@ -133,6 +133,7 @@ class ContactBulkView(LoginRequiredMixin, View):
             {
                 "result": result,
                 "job_url": _job_url(result.job),
+                "job_status_url": _job_url(result.job, name="io:job-json"),
                 "action_label": BulkAction(action).label,
                 "failures": result.failures(),
                 "back_query": query,
@@ -141,12 +142,13 @@ class ContactBulkView(LoginRequiredMixin, View):
         )
 
 
-def _job_url(job) -> str:
-    """Where an export job is followed (the import/export pages), if they are wired."""
+def _job_url(job, *, name: str = "io:job") -> str:
+    """Where a job (an export, tagging many) is followed on the import/export pages, or
+    its status polled (name="io:job-json"), if they are wired."""
     if job is None:
         return ""
     try:
-        return reverse("io:job", args=[job.pk])
+        return reverse(name, args=[job.pk])
     except NoReverseMatch:
         return ""
 

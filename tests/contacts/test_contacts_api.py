@@ -17,7 +17,7 @@ from contacts.models import (
     Tag,
     TagGroup,
 )
-from contacts.remarks import BULK_MAX_CONTACTS
+from contacts.remarks import BULK_MAX_CONTACTS, BULK_TAG_MAX
 from groups.selectors import wecom_world
 from scrm.models import Role, User
 from tests.factories import ContactFactory, StaffFactory
@@ -292,7 +292,12 @@ def test_bulk_input_errors_name_the_field_and_change_nothing(api, followed, weco
     bad_action = api.post("/api/contacts/bulk/", {"action": "delete", "ids": ids}, format="json")
     too_many = api.post(
         "/api/contacts/bulk/",
-        {"action": "tag", "ids": list(range(1, BULK_MAX_CONTACTS + 2)), "tags": [1]},
+        {"action": "tag", "ids": list(range(1, BULK_TAG_MAX + 2)), "tags": [1]},
+        format="json",
+    )
+    too_many_to_assign = api.post(
+        "/api/contacts/bulk/",
+        {"action": "assign_staff", "ids": list(range(1, BULK_MAX_CONTACTS + 2)), "staff": 1},
         format="json",
     )
     bad_filter = api.post(
@@ -307,6 +312,7 @@ def test_bulk_input_errors_name_the_field_and_change_nothing(api, followed, weco
     assert no_staff.status_code == 400 and "staff" in no_staff.json()
     assert bad_action.status_code == 400 and "action" in bad_action.json()
     assert too_many.status_code == 400 and "ids" in too_many.json()
+    assert too_many_to_assign.status_code == 400 and "ids" in too_many_to_assign.json()
     assert bad_filter.status_code == 400 and "tags_all" in bad_filter.json()
     assert not ContactTag.objects.exists()
 
