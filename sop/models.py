@@ -17,7 +17,7 @@ class ContentItem(models.Model):
 
     class Purpose(models.TextChoices):
         ACTIVATION = "activation", _("Activation")
-        CONVERSION = "conversion", _("Conversion")
+        CONVERSION = "conversion", pgettext_lazy("content purpose", "Conversion")
         BRAND = "brand", _("Brand")
 
     title = models.CharField(_("title"), max_length=100)
