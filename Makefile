@@ -47,3 +47,9 @@ bench-callbacks: install
 .PHONY: bench-contacts
 bench-contacts: install
 	$(WITH_SERVERS) $(PY) tests/bench/bench_contact_list.py $(BENCH_ARGS)
+
+# SOP engine: plan one daily slot for 50,000 groups + 200,000 journey targets (target < 10 s),
+# then dispatch and send it all through the fake WeCom with real Celery workers.
+.PHONY: bench-sop
+bench-sop: install
+	$(WITH_SERVERS) $(PY) tests/bench/bench_sop.py $(BENCH_ARGS)
