@@ -127,7 +127,7 @@ def test_activating_a_plan_without_steps_says_why(manager):
     response = login(manager).post(f"/sop/plans/{plan.pk}/activate/")
 
     assert response.status_code == 400
-    assert "Add at least one step." in response.content.decode()
+    assert "请至少添加一个步骤。" in response.content.decode()
     plan.refresh_from_db()
     assert plan.status == Plan.Status.DRAFT
 
@@ -142,7 +142,7 @@ def test_pausing_through_the_page_skips_planned_deliveries(manager, content):
     response = client.post(f"/sop/plans/{plan.pk}/pause/", follow=True)
 
     assert response.status_code == 200
-    assert "3 planned messages will not go out" in response.content.decode()
+    assert "3 条已排期的消息将不再发送" in response.content.decode()
     plan.refresh_from_db()
     assert plan.status == Plan.Status.PAUSED
     assert set(Delivery.objects.filter(plan=plan).values_list("status", "reason")) == {
