@@ -65,9 +65,14 @@ def group_caps() -> Caps:
 
 
 def quiet_hours() -> tuple[time, time] | None:
-    if not settings.SOP_QUIET_HOURS:
+    return _quiet_hours(settings.SOP_QUIET_HOURS)
+
+
+@cache
+def _quiet_hours(setting: str) -> tuple[time, time] | None:
+    if not setting:
         return None
-    start, end = (time.fromisoformat(part) for part in settings.SOP_QUIET_HOURS.split("-"))
+    start, end = (time.fromisoformat(part) for part in setting.split("-"))
     return (start, end) if start != end else None
 
 

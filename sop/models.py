@@ -335,20 +335,57 @@ class Delivery(models.Model):
         SKIPPED = "skipped", _("Skipped")
         FAILED = "failed", _("Failed")
 
-    plan = models.ForeignKey(Plan, on_delete=models.CASCADE, related_name="deliveries")
-    step = models.ForeignKey(Step, on_delete=models.PROTECT, related_name="deliveries")
+    # The planner writes these rows by the hundred thousand from rows it has just joined,
+    # so the references hold by construction: no database FK checks (they cost more than
+    # the insert itself), and no index where another one already leads with the column.
+    plan = models.ForeignKey(
+        Plan,
+        on_delete=models.CASCADE,
+        related_name="deliveries",
+        db_constraint=False,
+        db_index=False,  # (plan, due_at) serves
+    )
+    step = models.ForeignKey(
+        Step,
+        on_delete=models.PROTECT,
+        related_name="deliveries",
+        db_constraint=False,
+        db_index=False,  # the unique constraint leads with step
+    )
     slot_day = models.DateField(null=True, blank=True)
     enrolment = models.ForeignKey(
-        Enrolment, on_delete=models.CASCADE, null=True, blank=True, related_name="deliveries"
+        Enrolment,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="deliveries",
+        db_constraint=False,
     )
     group = models.ForeignKey(
-        Group, on_delete=models.CASCADE, null=True, blank=True, related_name="deliveries"
+        Group,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="deliveries",
+        db_constraint=False,
+        db_index=False,  # delivery_group_day serves
     )
     contact = models.ForeignKey(
-        Contact, on_delete=models.CASCADE, null=True, blank=True, related_name="deliveries"
+        Contact,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="deliveries",
+        db_constraint=False,
+        db_index=False,  # delivery_contact_day serves
     )
     sender = models.ForeignKey(
-        Staff, on_delete=models.PROTECT, null=True, blank=True, related_name="deliveries"
+        Staff,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="deliveries",
+        db_constraint=False,
     )
     priority = models.PositiveSmallIntegerField(default=50)
     slot_at = models.DateTimeField(_("slot"))  # when the plan meant it to go
@@ -359,7 +396,12 @@ class Delivery(models.Model):
     reason = models.CharField(max_length=16, choices=SkipReason.choices, blank=True)
     detail = models.CharField(max_length=200, blank=True)
     message = models.ForeignKey(
-        MassMessage, on_delete=models.PROTECT, null=True, blank=True, related_name="deliveries"
+        MassMessage,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="deliveries",
+        db_constraint=False,
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from analytics.events import record_selected
 from analytics.models import EventType
-from sop.conduct import SHANGHAI, at_local, contact_caps, group_caps, local_day, timing
+from sop.conduct import at_local, contact_caps, group_caps, local_day, timing
 from sop.models import Delivery, Enrolment, Plan, SkipReason, Step
 
 PLANNER_LOCK = 0x50_50  # pg advisory lock: one planner at a time
@@ -50,6 +50,8 @@ def plan_due(now: datetime | None = None) -> PlanningResult:
     now = now or timezone.now()
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [PLANNER_LOCK])
+        # Budgets rank and events sort a whole run's rows: keep those sorts in memory.
+        cursor.execute("SET LOCAL work_mem = '128MB'")
         _temp_tables(cursor)
         plans = list(Plan.objects.filter(status=Plan.Status.ACTIVE).prefetch_related("steps"))
         for plan in plans:
@@ -74,8 +76,8 @@ def _plan_window(cursor, plan: Plan, start: datetime, end: datetime, *, now: dat
     elif plan.kind == Plan.Kind.JOURNEY:
         new = _enrol(cursor, plan, start, now=now)
         for step in steps:
-            slots = _journey_slots(cursor, plan, step, start, end, new_enrolments=new)
-            _load_slots(cursor, plan, slots)
+            _journey_slots(cursor, plan, step, start, end, new_enrolments=new)
+            _time_slots(cursor, plan)
             _insert_contact_deliveries(cursor, plan, step, expire_before=expire_before, now=now)
     else:
         for step in steps:
@@ -105,46 +107,60 @@ def group_slots(step: Step, start: datetime, end: datetime) -> list[tuple]:
     return slots
 
 
-def journey_slot(trigger_at: datetime, step: Step) -> datetime:
-    """When a journey step is meant for one enrolment (before holidays and quiet hours)."""
+def _journey_slot_sql(step: Step) -> tuple[str, str]:
+    """SQL for when a journey step is meant for enrolment `e` (before holidays and quiet
+    hours): (the base time, the slot in terms of the base as `b.at`).
+
+    The base is `offset_days` after the trigger at `at_time` (a day later if that is before
+    the trigger), or the trigger plus the offset; the slot moves the base on to the first
+    allowed weekday.
+    """
     if step.at_time is None:
-        at = trigger_at + timedelta(days=step.offset_days, minutes=step.offset_minutes)
+        base = "e.trigger_at + make_interval(days => %(offset_days)s, mins => %(offset_minutes)s)"
     else:
-        at = at_local(local_day(trigger_at) + timedelta(days=step.offset_days), step.at_time)
-        if at < trigger_at:
-            at += timedelta(days=1)
-    if step.weekdays:
-        day = local_day(at)
-        shift = min((w - day.weekday()) % 7 for w in step.weekdays)
-        if shift:
-            at = at_local(day + timedelta(days=shift), at.astimezone(SHANGHAI).time())
-    return at
-
-
-def _journey_slots(cursor, plan, step, start, end, *, new_enrolments: set[int]) -> list[tuple]:
-    offset = timedelta(days=step.offset_days, minutes=step.offset_minutes)
-    cursor.execute(
-        f"SELECT id, trigger_at FROM {Enrolment._meta.db_table}"
-        " WHERE plan_id = %s AND trigger_at > %s AND trigger_at <= %s",
-        [plan.pk, start - offset - _JOURNEY_SPREAD, end - offset + timedelta(days=1)],
+        local = "((e.trigger_at AT TIME ZONE 'Asia/Shanghai')::date + %(offset_days)s)"
+        at = f"(({local} + %(at_time)s::time) AT TIME ZONE 'Asia/Shanghai')"
+        base = f"{at} + CASE WHEN {at} < e.trigger_at THEN interval '1 day' ELSE interval '0' END"
+    if not step.weekdays:
+        return base, "b.at"
+    # ISO day of week 1–7 against weekdays 0 (Monday) – 6.
+    shift = (
+        "(SELECT min((w - (extract(isodow FROM b.at AT TIME ZONE 'Asia/Shanghai')::int - 1)"
+        " + 7) %% 7) FROM unnest(%(weekdays)s::int[]) AS w)"
     )
-    rows = cursor.fetchall()
-    if new_enrolments:
-        # Enrolled this run from an event that arrived late: its early steps are due now.
-        seen = {pk for pk, _ in rows}
-        late = list(new_enrolments - seen)
-        if late:
-            cursor.execute(
-                f"SELECT id, trigger_at FROM {Enrolment._meta.db_table} WHERE id = ANY(%s)",
-                [late],
-            )
-            rows += cursor.fetchall()
-    slots = []
-    for pk, trigger_at in rows:
-        at = journey_slot(trigger_at, step)
-        if at <= end and (at > start or pk in new_enrolments):
-            slots.append((None, at, pk))
-    return slots
+    return base, f"b.at + make_interval(days => {shift})"
+
+
+def _journey_slots(cursor, plan, step, start, end, *, new_enrolments: set[int]) -> None:
+    """Fill sop_slot with the enrolments whose slot for `step` is in (start, end], and
+    those enrolled this run (from an event applied late) whose slot is already past."""
+    offset = timedelta(days=step.offset_days, minutes=step.offset_minutes)
+    base, slot = _journey_slot_sql(step)
+    cursor.execute("TRUNCATE sop_slot")
+    cursor.execute(
+        f"""
+        INSERT INTO sop_slot (slot_day, slot_at, enrolment_id)
+        SELECT NULL, x.slot_at, x.id FROM (
+            SELECT e.id, {slot} AS slot_at
+            FROM {Enrolment._meta.db_table} e CROSS JOIN LATERAL (SELECT {base} AS at) b
+            WHERE e.plan_id = %(plan)s
+              AND (e.trigger_at > %(low)s AND e.trigger_at <= %(high)s OR e.id = ANY(%(new)s))
+        ) AS x
+        WHERE x.slot_at <= %(end)s AND (x.slot_at > %(start)s OR x.id = ANY(%(new)s))
+        """,
+        {
+            "plan": plan.pk,
+            "offset_days": step.offset_days,
+            "offset_minutes": step.offset_minutes,
+            "at_time": step.at_time,
+            "weekdays": list(step.weekdays),
+            "low": start - offset - _JOURNEY_SPREAD,
+            "high": end - offset + timedelta(days=1),
+            "new": list(new_enrolments),
+            "start": start,
+            "end": end,
+        },
+    )
 
 
 def _enrol(
@@ -208,8 +224,12 @@ def _enrol(
 def _temp_tables(cursor) -> None:
     cursor.execute(
         "CREATE TEMP TABLE IF NOT EXISTS sop_slot (slot_day date, slot_at timestamptz,"
-        " enrolment_id bigint, due_at timestamptz, due_day date, due_week date,"
-        " reason text, skip boolean) ON COMMIT DROP"
+        " enrolment_id bigint) ON COMMIT DROP"
+    )
+    cursor.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS sop_timing (slot_at timestamptz PRIMARY KEY,"
+        " due_at timestamptz, due_day date, due_week date, reason text, skip boolean)"
+        " ON COMMIT DROP"
     )
     cursor.execute("CREATE TEMP TABLE IF NOT EXISTS sop_new (id bigint PRIMARY KEY) ON COMMIT DROP")
     cursor.execute(
@@ -220,19 +240,26 @@ def _temp_tables(cursor) -> None:
 
 
 def _load_slots(cursor, plan: Plan, slots: list[tuple]) -> None:
-    """Fill sop_slot with (slot_day, slot_at, enrolment) and each one's timing."""
+    """Fill sop_slot with (slot_day, slot_at, enrolment) and time them."""
     cursor.execute("TRUNCATE sop_slot")
-    if not slots:
-        return
+    with cursor.cursor.copy("COPY sop_slot (slot_day, slot_at, enrolment_id) FROM STDIN") as copy:
+        for slot in slots:
+            copy.write_row(slot)
+    _time_slots(cursor, plan)
+
+
+def _time_slots(cursor, plan: Plan) -> None:
+    """Work out holidays and quiet hours once per distinct slot time (a handful per run,
+    however many targets share them) into sop_timing."""
+    cursor.execute("TRUNCATE sop_timing")
+    cursor.execute("SELECT DISTINCT slot_at FROM sop_slot")
+    slots = [row[0] for row in cursor.fetchall()]
     with cursor.cursor.copy(
-        "COPY sop_slot (slot_day, slot_at, enrolment_id, due_at, due_day, due_week, reason, skip)"
-        " FROM STDIN"
+        "COPY sop_timing (slot_at, due_at, due_day, due_week, reason, skip) FROM STDIN"
     ) as copy:
-        for slot_day, slot_at, enrolment_id in slots:
+        for slot_at in slots:
             t = timing(slot_at, plan.holiday_policy)
-            copy.write_row(
-                (slot_day, slot_at, enrolment_id, t.due_at, t.due_day, t.due_week, t.reason, t.skip)
-            )
+            copy.write_row((slot_at, t.due_at, t.due_day, t.due_week, t.reason, t.skip))
     cursor.execute("ANALYZE sop_slot")
 
 
@@ -242,9 +269,9 @@ _INSERT = f"""
             group_id, contact_id, sender_id, priority, slot_at, due_at, due_day, due_week,
             status, reason, detail, created_at, updated_at)
         SELECT %(plan)s, %(step)s, s.slot_day, s.enrolment_id, {{group}}, {{contact}},
-            {{sender}}, %(priority)s, s.slot_at, s.due_at, s.due_day, s.due_week,
+            {{sender}}, %(priority)s, s.slot_at, t.due_at, t.due_day, t.due_week,
             CASE WHEN r.skip IS NULL THEN 'planned' ELSE 'skipped' END,
-            COALESCE(r.skip, s.reason), '', %(now)s, %(now)s
+            COALESCE(r.skip, t.reason), '', %(now)s, %(now)s
         {{source}}
         ON CONFLICT DO NOTHING
         RETURNING id
@@ -277,11 +304,11 @@ def _insert_group_deliveries(cursor, plan, step, *, expire_before, now) -> None:
         where.append("g.stage = ANY(%(step_stages)s)")
         params["step_stages"] = list(step.group_stages)
     source = f"""
-        FROM sop_slot s CROSS JOIN groups_group g
+        FROM sop_slot s JOIN sop_timing t ON t.slot_at = s.slot_at CROSS JOIN groups_group g
         JOIN contacts_staff o ON o.id = g.owner_id
         CROSS JOIN LATERAL (SELECT CASE
             WHEN s.slot_at < %(expire_before)s THEN 'expired'
-            WHEN s.skip THEN s.reason
+            WHEN t.skip THEN t.reason
             WHEN o.status <> 'active' THEN 'no_sender'
         END AS skip) r
         WHERE {" AND ".join(where)}
@@ -363,7 +390,7 @@ def _insert_contact_deliveries(cursor, plan, step, *, expire_before, now) -> Non
     )
     staff_filter = "AND f.staff_id = %(staff)s" if plan.staff_id else ""
     source = f"""
-        FROM sop_slot s {targets}
+        FROM sop_slot s JOIN sop_timing t ON t.slot_at = s.slot_at {targets}
         LEFT JOIN LATERAL (
             SELECT f.staff_id FROM contacts_follow f
             JOIN contacts_staff st ON st.id = f.staff_id AND st.status = 'active'
@@ -374,7 +401,7 @@ def _insert_contact_deliveries(cursor, plan, step, *, expire_before, now) -> Non
         ) snd ON TRUE
         CROSS JOIN LATERAL (SELECT CASE
             WHEN s.slot_at < %(expire_before)s THEN 'expired'
-            WHEN s.skip THEN s.reason
+            WHEN t.skip THEN t.reason
             WHEN c.opted_out THEN 'opted_out'
             WHEN snd.staff_id IS NULL THEN 'blocked'
             WHEN NOT ({conditions}) THEN 'conditions'

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from contacts.models import Follow, Staff
@@ -50,18 +50,44 @@ def dispatch_due(now: datetime | None = None) -> list[int]:
     """
     now = now or timezone.now()
     created = []
-    while True:
+    for senders in _sender_chunks(now):
         with transaction.atomic():
             due = list(
                 Delivery.objects.select_for_update(skip_locked=True, of=("self",))
                 .filter(status=Delivery.Status.PLANNED, due_at__lte=now)
+                .filter(Q(sender__in=[s for s in senders if s]) | _no_sender(senders))
                 .select_related("plan", "step__content", "sender", "group", "contact__tier")
-                .order_by("due_at", "id")[:DISPATCH_CHUNK]
             )
-            if not due:
-                break
-            created += _batch(due, now=now)
+            if due:
+                created += _batch(due, now=now)
     return created
+
+
+def _sender_chunks(now: datetime) -> list[list[int | None]]:
+    """Senders with due deliveries, packed into chunks of about DISPATCH_CHUNK deliveries.
+
+    A sender's due deliveries are always batched together, so each staff member gets as
+    few WeCom tasks to confirm as their content allows."""
+    due = (
+        Delivery.objects.filter(status=Delivery.Status.PLANNED, due_at__lte=now)
+        .values_list("sender_id")
+        .annotate(n=Count("id"))
+        .order_by("sender_id")
+    )
+    chunks, chunk, size = [], [], 0
+    for sender_id, count in due:
+        if chunk and size + count > DISPATCH_CHUNK:
+            chunks.append(chunk)
+            chunk, size = [], 0
+        chunk.append(sender_id)
+        size += count
+    if chunk:
+        chunks.append(chunk)
+    return chunks
+
+
+def _no_sender(senders: list[int | None]) -> Q:
+    return Q(sender__isnull=True) if None in senders else Q(pk__in=[])
 
 
 def _batch(due: list[Delivery], *, now: datetime) -> list[int]:

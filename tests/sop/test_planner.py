@@ -349,3 +349,47 @@ def test_a_group_plan_can_choose_groups_by_label_and_step_by_stage(content):
     plan_due(now=shanghai(2026, 11, 23, 12, 0))
 
     assert [d.group for d in Delivery.objects.all()] == [baby_east]
+
+
+def test_thirty_quiet_days_bring_a_message_the_next_weekend_morning(content, settings):
+    settings.WECOM_MASS_MESSAGES_PER_DAY = 3
+    staff = StaffFactory()
+    quiet = customer(staff, last_active_at=shanghai(2026, 10, 19, 15, 0))  # → 11-18 (Wed)
+    customer(staff, last_active_at=shanghai(2026, 11, 10, 9, 0))  # active lately: nothing
+    plan = Plan.objects.create(
+        name="沉睡唤醒", kind=Plan.Kind.JOURNEY, trigger=Plan.Trigger.INACTIVE, inactive_days=30,
+        status=Plan.Status.ACTIVE, activated_at=shanghai(2026, 11, 18, 9, 0),
+        planned_until=shanghai(2026, 11, 18, 9, 0),
+    )
+    Step.objects.create(plan=plan, content=content, at_time=time(10, 0), weekdays=[5, 6])
+
+    plan_due(now=shanghai(2026, 11, 18, 16, 0))
+    assert not Delivery.objects.exists()  # enrolled; its slot is Saturday
+    plan_due(now=shanghai(2026, 11, 21, 10, 0))
+
+    delivery = Delivery.objects.get()
+    assert delivery.contact == quiet and delivery.slot_at == shanghai(2026, 11, 21, 10, 0)
+
+
+def test_each_staff_member_gets_one_task_per_content_however_many_are_due(
+    content, monkeypatch, settings
+):
+    settings.WECOM_MASS_MESSAGES_PER_DAY = 3
+    import sop.sending
+
+    monkeypatch.setattr(sop.sending, "DISPATCH_CHUNK", 4)  # smaller than one owner's groups
+    owners = StaffFactory.create_batch(3)
+    for owner in owners:
+        GroupFactory.create_batch(5, owner=owner)
+    plain = make_content(title="午间分享", text="今天的分享来啦")  # no {name}: one text for all
+    group_plan(plain, at=time(12, 0), activated_at=shanghai(2026, 11, 23, 9, 0))
+    plan_due(now=shanghai(2026, 11, 23, 12, 0))
+
+    messages = dispatch_due(now=shanghai(2026, 11, 23, 12, 0))
+
+    assert len(messages) == 3
+    per_sender = {
+        d["sender_id"] for d in Delivery.objects.values("sender_id", "message_id").distinct()
+    }
+    assert per_sender == {o.pk for o in owners}
+    assert Delivery.objects.values("message_id").distinct().count() == 3
