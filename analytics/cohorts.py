@@ -1,0 +1,168 @@
+"""Cohorts: join-cohort retention triangles and contacts' lifecycle states week by week.
+
+Same conventions as analytics.metrics: Shanghai days and Monday-to-Sunday weeks, customers
+only, a person counted once across the slice's groups.
+"""
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+from django.utils import timezone
+
+from analytics.metrics import EVENTS, SHANGHAI, Groups, Ratio, _rows
+from analytics.models import EventType
+
+UNITS = {"day": 1, "week": 7}
+
+
+@dataclass(frozen=True)
+class CohortRow:
+    start: date  # the cohort's first day
+    size: int  # people whose first join into the slice fell in the cohort's day or week
+    retained: list[Ratio | None]  # [N] = still members at the end of period start + N
+
+
+def _period_start(day: date, unit: str) -> date:
+    return day - timedelta(days=day.weekday()) if unit == "week" else day
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=SHANGHAI)
+
+
+def join_cohorts(
+    groups: Groups,
+    *,
+    first: date,
+    last: date,
+    unit: str = "week",
+    horizon: int = 12,
+    now: datetime | None = None,
+) -> list[CohortRow]:
+    """Join-cohort retention as a triangle: one row per day or week of first joining the
+    slice between `first` and `last`; column N is the share of that cohort still a member
+    (of any of the slice's groups) at the end of the Nth day or week after; None where that
+    moment has not come yet. Column 0 is the end of the joining day or week itself.
+
+    A person belongs to the cohort of their first join into the slice ever: people who
+    were members before `first` are in no cohort, and a rejoin starts no new cohort.
+    """
+    if unit not in UNITS:
+        raise ValueError(f"unit must be one of {', '.join(UNITS)}")
+    step = UNITS[unit]
+    now = now or timezone.now()
+    first_start = _period_start(first, unit)
+    starts = []
+    day = first_start
+    while day <= last:
+        starts.append(day)
+        day += timedelta(days=step)
+    where, params = groups.sql("m.group_id")
+    rows = _rows(
+        f"""
+        WITH firsts AS (
+            SELECT m.contact_id, min(m.joined_at) AS joined_at
+            FROM groups_groupmembership m
+            WHERE m.contact_id IS NOT NULL AND {where}
+            GROUP BY m.contact_id
+            HAVING min(m.joined_at) >= %(from)s AND min(m.joined_at) < %(until)s
+        ),
+        cohorts AS (
+            SELECT contact_id,
+                   %(first_start)s::date + %(step)s * floor(
+                       ((joined_at AT TIME ZONE 'Asia/Shanghai')::date - %(first_start)s::date)
+                       / %(step)s::numeric)::int AS cohort
+            FROM firsts
+        ),
+        checks AS (
+            SELECT c.cohort, n,
+                   ((c.cohort + %(step)s * (n + 1))::timestamp
+                    AT TIME ZONE 'Asia/Shanghai') AS at,
+                   c.contact_id
+            FROM cohorts c CROSS JOIN generate_series(0, %(horizon)s) AS n
+        )
+        SELECT cohort, n, count(*) AS size,
+               count(*) FILTER (WHERE EXISTS (
+                   SELECT 1 FROM groups_groupmembership m
+                   WHERE m.contact_id = checks.contact_id AND {where}
+                     AND m.joined_at <= checks.at
+                     AND (m.left_at IS NULL OR m.left_at > checks.at))) AS kept
+        FROM checks WHERE checks.at <= %(now)s OR n = 0
+        GROUP BY cohort, n ORDER BY cohort, n
+        """,
+        {
+            **params,
+            "from": _midnight(first_start),
+            "until": _midnight(last + timedelta(days=1)),
+            "first_start": first_start,
+            "step": step,
+            "horizon": horizon,
+            "now": now,
+        },
+    )
+    table: dict[date, dict[int, tuple[int, int]]] = {}
+    for cohort, n, size, kept in rows:
+        table.setdefault(cohort, {})[n] = (size, kept)
+    result = []
+    for start in starts:
+        cells = table.get(start, {})
+        size = cells[0][0] if 0 in cells else 0
+        reached = [
+            _midnight(start + timedelta(days=step * (n + 1))) <= now for n in range(horizon + 1)
+        ]
+        retained = [
+            Ratio(cells.get(n, (size, 0))[1], size) if reached[n] else None
+            for n in range(horizon + 1)
+        ]
+        result.append(CohortRow(start=start, size=size, retained=retained))
+    return result
+
+
+@dataclass(frozen=True)
+class WeekStates:
+    week: date  # Monday
+    new: int  # first added to a staff member that week
+    returning: int  # active that week and the week before
+    resurrected: int  # active that week, not the week before, active some time earlier
+    dormant: int  # active the week before, not that week
+
+
+def lifecycle_weeks(*, first: date, last: date) -> list[WeekStates]:
+    """Contacts' lifecycle states per week ("active" = spoke or ordered, PRODUCT.md)."""
+    first_week = first - timedelta(days=first.weekday())
+    weeks = []
+    week = first_week
+    while week <= last:
+        weeks.append(week)
+        week += timedelta(days=7)
+    rows = _rows(
+        f"""
+        WITH activity AS (
+            SELECT DISTINCT contact_id,
+                   date_trunc('week', occurred_at AT TIME ZONE 'Asia/Shanghai')::date AS week
+            FROM {EVENTS}
+            WHERE type IN ({int(EventType.MESSAGE)}, {int(EventType.ORDER_PAID)})
+              AND contact_id IS NOT NULL AND occurred_at < %(until)s
+        ),
+        firsts AS (SELECT contact_id, min(week) AS first_week FROM activity GROUP BY contact_id),
+        weeks AS (SELECT unnest(%(weeks)s::date[]) AS week)
+        SELECT w.week,
+            (SELECT count(*) FROM contacts_contact c
+             WHERE c.first_added_at >= (w.week::timestamp AT TIME ZONE 'Asia/Shanghai')
+               AND c.first_added_at < ((w.week + 7)::timestamp AT TIME ZONE 'Asia/Shanghai')),
+            count(*) FILTER (WHERE a.week = w.week AND p.contact_id IS NOT NULL),
+            count(*) FILTER (WHERE a.week = w.week AND p.contact_id IS NULL
+                             AND f.first_week < w.week),
+            count(*) FILTER (WHERE a.week = w.week - 7 AND n.contact_id IS NULL)
+        FROM weeks w
+        LEFT JOIN activity a ON a.week IN (w.week, w.week - 7)
+        LEFT JOIN activity p ON p.contact_id = a.contact_id AND p.week = w.week - 7
+                            AND a.week = w.week
+        LEFT JOIN activity n ON n.contact_id = a.contact_id AND n.week = w.week
+                            AND a.week = w.week - 7
+        LEFT JOIN firsts f ON f.contact_id = a.contact_id
+        GROUP BY w.week ORDER BY w.week
+        """,
+        {"weeks": weeks, "until": _midnight(weeks[-1] + timedelta(days=7))},
+    )
+    return [WeekStates(*row) for row in rows]
