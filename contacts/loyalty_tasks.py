@@ -15,12 +15,15 @@ from django.utils import timezone
 from contacts.lifecycle import stage_update, stages_refresh
 from contacts.models import Contact, TagRule
 from contacts.tag_rules import tag_rule_apply, tag_rules_apply_to_contact
+from contacts.tags import tag_push_to_wecom as push_tag
 from contacts.tiers import tier_update, tiers_refresh
+from wecom.errors import WeComError
 
 __all__ = [
     "contact_refresh",
     "contact_refresh_soon",
     "stages_refresh_all",
+    "tag_push_to_wecom",
     "tag_rule_evaluate",
     "tag_rules_evaluate",
     "tiers_refresh_all",
@@ -111,3 +114,15 @@ def stages_refresh_all() -> int:
 def tiers_refresh_all() -> int:
     now = timezone.now()
     return tiers_refresh(occurred_at=now, key=f"tiers-refresh:{now.isoformat()}")
+
+
+@shared_task(bind=True, ignore_result=True, acks_late=True, max_retries=8)
+def tag_push_to_wecom(self, tag_id: int, contact_ids: list[int]) -> str:
+    """Rule tags follow behaviour here first; this makes WeCom's corp tags agree."""
+    try:
+        refused = push_tag(tag_id, contact_ids)
+    except WeComError as exc:  # transient: the whole batch again later (idempotent)
+        raise self.retry(exc=exc, countdown=min(2**self.request.retries * 10, 600)) from None
+    for contact_id, reason in refused.items():
+        logger.warning("WeCom refused tag %s for contact %s: %s", tag_id, contact_id, reason)
+    return f"{len(contact_ids) - len(refused)} pushed, {len(refused)} refused"

@@ -266,6 +266,9 @@ class RuleOutcome:
     removed: list[int] = field(default_factory=list)
 
 
+WECOM_PUSH_BATCH = 500
+
+
 @transaction.atomic
 def tag_rule_apply(rule: TagRule, *, now: datetime, contact_id: int | None = None) -> RuleOutcome:
     """Give the rule's tag to contacts who now match and take it back from rule-tagged
@@ -344,6 +347,14 @@ def tag_rule_apply(rule: TagRule, *, now: datetime, contact_id: int | None = Non
     if contact_id is None:
         rule.evaluated_at = now
         rule.save(update_fields=["evaluated_at"])
+    changed = outcome.added + outcome.removed
+    if changed and rule.tag.wecom_tag_id:
+        # WeCom follows once this commits, a batch per task, under the shared rate limiter.
+        from contacts.loyalty_tasks import tag_push_to_wecom
+
+        for start in range(0, len(changed), WECOM_PUSH_BATCH):
+            batch = changed[start : start + WECOM_PUSH_BATCH]
+            transaction.on_commit(lambda b=batch: tag_push_to_wecom.delay(rule.tag_id, b))
     return outcome
 
 

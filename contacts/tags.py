@@ -231,6 +231,38 @@ def _mark_in_wecom(contact: Contact, *, add: list[str], remove: list[str], undo:
         raise
 
 
+def tag_push_to_wecom(tag_id: int, contact_ids: Iterable[int]) -> dict[int, str]:
+    """Make WeCom agree with us about one tag for these contacts, for every staff member
+    following them: marked if they carry the tag here now, unmarked if not. Reads our state
+    when it runs, so a late or repeated push never undoes a newer change. Returns the
+    contacts WeCom refused, with why. (Rule tags change here first; this follows them.)"""
+    tag = Tag.objects.filter(pk=tag_id).exclude(wecom_tag_id="").first()
+    if tag is None:
+        return {}
+    carrying = set(
+        ContactTag.objects.filter(tag=tag, contact_id__in=contact_ids).values_list(
+            "contact_id", flat=True
+        )
+    )
+    refused = {}
+    for contact in Contact.objects.filter(pk__in=contact_ids).order_by("pk"):
+        change = (
+            {"add": [tag.wecom_tag_id]}
+            if contact.pk in carrying
+            else {"remove": [tag.wecom_tag_id]}
+        )
+        try:
+            for userid in _follower_userids(contact):
+                gateway.contact_mark_tags(
+                    userid=userid, external_userid=contact.external_userid, **change
+                )
+        except WeComError as exc:
+            if exc.transient:
+                raise
+            refused[contact.pk] = str(exc)
+    return refused
+
+
 def _tag_list(tags: Iterable[Tag]) -> list[Tag]:
     tags = list({tag.pk: tag for tag in tags}.values())
     if not tags:

@@ -6,6 +6,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from analytics.events import record
 from analytics.models import Event, EventType
@@ -14,6 +15,7 @@ from contacts.models import (
     ChannelCode,
     Contact,
     ContactTag,
+    Follow,
     MemberTier,
     Tag,
     TagGroup,
@@ -22,7 +24,9 @@ from contacts.models import (
 )
 from contacts.tag_rules import tag_rule_apply, tag_rule_matching, tag_rule_validate
 from groups.models import Group, GroupMembership
+from groups.selectors import wecom_world
 from scrm.models import Role, User
+from tests.conftest import wait_for
 from tests.factories import ContactFactory, GroupFactory, StaffFactory
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -370,3 +374,35 @@ def test_analysts_read_rules_but_cannot_write_them(client, users):
         == 403
     )
     assert TagRule.objects.get(pk=rule.pk).is_active
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rule_tags_follow_behaviour_in_wecom_too(fake_wecom, celery_worker_thread):
+    """GIVEN a rule tag that is one of WeCom's corp tags
+    WHEN the rule gives it to a sleeper and later takes it back
+    THEN WeCom's tags on the staff member's contact follow, via the worker."""
+    group = TagGroup.objects.create(name="行为", wecom_group_id="etGRP-R")
+    tag = Tag.objects.create(group=group, name="沉睡", wecom_tag_id="etTAG-SLEEP")
+    rule = TagRule.objects.create(tag=tag, conditions=ASLEEP)
+    staff = StaffFactory(userid="li")
+    sleeper = ContactFactory(
+        name="sleeper", external_userid="wm-sleeper", first_added_at=NOW - 60 * DAY
+    )
+    Follow.objects.create(contact=sleeper, staff=staff, added_at=NOW - 60 * DAY)
+    fake_wecom.load_world(wecom_world())
+
+    def wecom_tags():
+        contact = next(
+            c
+            for c in fake_wecom.world_snapshot()["contacts"]
+            if c["external_userid"] == "wm-sleeper"
+        )
+        return [t for f in contact["follow_users"] for t in f["tags"]]
+
+    tag_rule_evaluate.delay(rule.pk)
+    wait_for(lambda: wecom_tags() == ["etTAG-SLEEP"])
+
+    spoke(sleeper, timezone.now())
+    tag_rule_evaluate.delay(rule.pk)
+    wait_for(lambda: wecom_tags() == [])
+    assert not ContactTag.objects.filter(tag=tag).exists()
