@@ -260,11 +260,12 @@ def messages_per_member(groups: Groups, period: Period) -> DailyMean:
 # --- orders ---------------------------------------------------------------------------------
 
 
-def _counted_orders_sql() -> str:
+def counted_orders_sql() -> str:
     """Orders paid in [start, end) whose net (paid minus refunds up to `end`) is above
-    zero, as (contact_id, paid_at, net_fen, group_id, channel_id, campaign_id)."""
+    zero, as (order_id, contact_id, paid_at, net_fen, group_id, channel_id, campaign_id),
+    order_id being the ORDER_PAID event's id."""
     return f"""
-        SELECT p.contact_id, p.occurred_at AS paid_at,
+        SELECT p.id AS order_id, p.contact_id, p.occurred_at AS paid_at,
                p.amount - coalesce(r.refunded, 0) AS net_fen,
                p.group_id, p.channel_id, p.campaign_id
         FROM {EVENTS} p
@@ -285,7 +286,7 @@ def _group_orders_sql(groups: Groups) -> tuple[str, dict]:
     where, params = groups.sql("m.group_id")
     return (
         f"""
-        SELECT o.* FROM ({_counted_orders_sql()}) AS o
+        SELECT o.* FROM ({counted_orders_sql()}) AS o
         WHERE EXISTS (
             SELECT 1 FROM {_MEMBERSHIPS} m
             WHERE m.contact_id = o.contact_id AND {where}
@@ -370,7 +371,7 @@ def roi(
         raise ValueError("give exactly one of group, channel or campaign")
     column, target = targets[0]
     (sales,) = _one(
-        f"SELECT coalesce(sum(net_fen), 0) FROM ({_counted_orders_sql()}) AS o"
+        f"SELECT coalesce(sum(net_fen), 0) FROM ({counted_orders_sql()}) AS o"
         f" WHERE o.{column} = %(target)s",
         {"start": period.start, "end": period.end, "target": target},
     )

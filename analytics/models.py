@@ -116,3 +116,53 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_type_display()} @ {self.occurred_at:%Y-%m-%d %H:%M}"
+
+
+class DailyRollup(models.Model):
+    """One Shanghai day's headline figures for one slice, kept by analytics.rollups so the
+    dashboard never scans the event log for them.
+
+    A slice is "all" (every group, a person counted once), "group:<id>", "type:<group type>",
+    "owner:<staff id>" (the groups a staff member owns now) or "channel:<id>" (the contacts
+    whose source channel it is). Each figure is metrics.py's for that one day; analytics.rollups
+    says exactly how, and how a channel slice differs.
+    """
+
+    slice = models.CharField(_("slice"), max_length=40)
+    day = models.DateField(_("day"))
+    members_end = models.IntegerField(_("members at the end of the day"), default=0)
+    joins = models.IntegerField(_("joins"), default=0)
+    leaves = models.IntegerField(_("leaves"), default=0)
+    speakers = models.IntegerField(_("speakers"), default=0)
+    messages = models.BigIntegerField(_("messages"), default=0)
+    buyers = models.IntegerField(_("buyers"), default=0)
+    orders = models.IntegerField(_("orders"), default=0)
+    revenue_fen = models.BigIntegerField(_("revenue (fen)"), default=0)
+    exposures = models.BigIntegerField(_("channel code exposures"), default=0)
+
+    class Meta:
+        verbose_name = _("daily rollup")
+        verbose_name_plural = _("daily rollups")
+        constraints = [
+            models.UniqueConstraint(fields=["slice", "day"], name="rollup_one_row_per_slice_day"),
+        ]
+        # A day is replaced whole (DELETE … WHERE day = d, then INSERT).
+        indexes = [models.Index(fields=["day"], name="rollup_day")]
+
+    def __str__(self) -> str:
+        return f"{self.slice} {self.day}"
+
+
+class RollupWatermark(models.Model):
+    """How far (by event id) the event log has been read into the daily rollups."""
+
+    name = models.CharField(_("name"), max_length=32, unique=True)
+    event_id = models.BigIntegerField(_("last event id read"), default=0)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("rollup watermark")
+        verbose_name_plural = _("rollup watermarks")
+
+    def __str__(self) -> str:
+        return f"{self.name} @ {self.event_id}"
