@@ -360,6 +360,9 @@ class Delivery(models.Model):
         blank=True,
         related_name="deliveries",
         db_constraint=False,
+        # Only deleting an enrolment looks deliveries up by it, and the unique constraint
+        # serves that (a skip scan over its leading columns); journeys write 200,000 a run.
+        db_index=False,
     )
     group = models.ForeignKey(
         Group,
@@ -402,6 +405,7 @@ class Delivery(models.Model):
         blank=True,
         related_name="deliveries",
         db_constraint=False,
+        db_index=False,  # delivery_message serves, without the planned rows' NULLs
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -434,6 +438,11 @@ class Delivery(models.Model):
                 name="delivery_group_day",
             ),
             models.Index(fields=["plan", "due_at"]),
+            models.Index(
+                fields=["message"],
+                condition=Q(message__isnull=False),
+                name="delivery_message",
+            ),
         ]
 
     def __str__(self) -> str:

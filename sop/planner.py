@@ -107,44 +107,51 @@ def group_slots(step: Step, start: datetime, end: datetime) -> list[tuple]:
     return slots
 
 
-def _journey_slot_sql(step: Step) -> tuple[str, str]:
+def _journey_slot_sql(step: Step) -> tuple[str, str, str]:
     """SQL for when a journey step is meant for enrolment `e` (before holidays and quiet
-    hours): (the base time, the slot in terms of the base as `b.at`).
+    hours): (the time `offset_days` on, as `a.at`; the base time in terms of `a.at`; the
+    slot in terms of the base as `b.at`).
 
     The base is `offset_days` after the trigger at `at_time` (a day later if that is before
     the trigger), or the trigger plus the offset; the slot moves the base on to the first
     allowed weekday.
     """
     if step.at_time is None:
-        base = "e.trigger_at + make_interval(days => %(offset_days)s, mins => %(offset_minutes)s)"
+        at = "e.trigger_at + make_interval(days => %(offset_days)s, mins => %(offset_minutes)s)"
+        base = "a.at"
     else:
         local = "((e.trigger_at AT TIME ZONE 'Asia/Shanghai')::date + %(offset_days)s)"
         at = f"(({local} + %(at_time)s::time) AT TIME ZONE 'Asia/Shanghai')"
-        base = f"{at} + CASE WHEN {at} < e.trigger_at THEN interval '1 day' ELSE interval '0' END"
+        base = "a.at + CASE WHEN a.at < e.trigger_at THEN interval '1 day' ELSE interval '0' END"
     if not step.weekdays:
-        return base, "b.at"
+        return at, base, "b.at"
     # ISO day of week 1–7 against weekdays 0 (Monday) – 6.
     shift = (
         "(SELECT min((w - (extract(isodow FROM b.at AT TIME ZONE 'Asia/Shanghai')::int - 1)"
         " + 7) %% 7) FROM unnest(%(weekdays)s::int[]) AS w)"
     )
-    return base, f"b.at + make_interval(days => {shift})"
+    return at, base, f"b.at + make_interval(days => {shift})"
 
 
 def _journey_slots(cursor, plan, step, start, end, *, new_enrolments: set[int]) -> None:
     """Fill sop_slot with the enrolments whose slot for `step` is in (start, end], and
     those enrolled this run (from an event applied late) whose slot is already past."""
     offset = timedelta(days=step.offset_days, minutes=step.offset_minutes)
-    base, slot = _journey_slot_sql(step)
+    at, base, slot = _journey_slot_sql(step)
     cursor.execute("TRUNCATE sop_slot")
+    # OFFSET 0 keeps each step of the sum a subquery of its own: otherwise PostgreSQL
+    # inlines every reference to it, and the time zone sums run several times per row.
     cursor.execute(
         f"""
         INSERT INTO sop_slot (slot_day, slot_at, enrolment_id)
         SELECT NULL, x.slot_at, x.id FROM (
             SELECT e.id, {slot} AS slot_at
-            FROM {Enrolment._meta.db_table} e CROSS JOIN LATERAL (SELECT {base} AS at) b
+            FROM {Enrolment._meta.db_table} e
+            CROSS JOIN LATERAL (SELECT {at} AS at OFFSET 0) a
+            CROSS JOIN LATERAL (SELECT {base} AS at OFFSET 0) b
             WHERE e.plan_id = %(plan)s
               AND (e.trigger_at > %(low)s AND e.trigger_at <= %(high)s OR e.id = ANY(%(new)s))
+            OFFSET 0
         ) AS x
         WHERE x.slot_at <= %(end)s AND (x.slot_at > %(start)s OR x.id = ANY(%(new)s))
         """,
@@ -231,7 +238,14 @@ def _temp_tables(cursor) -> None:
         " due_at timestamptz, due_day date, due_week date, reason text, skip boolean)"
         " ON COMMIT DROP"
     )
-    cursor.execute("CREATE TEMP TABLE IF NOT EXISTS sop_new (id bigint PRIMARY KEY) ON COMMIT DROP")
+    # This run's deliveries, with what the budgets group them by: the budget passes then
+    # need not look each one up again. Only this transaction sees (and changes) those rows,
+    # so `status` and `reason` stay true as long as the budget passes mark what they skip here too.
+    cursor.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS sop_new (id bigint PRIMARY KEY, plan_id bigint,"
+        " step_id bigint, contact_id bigint, group_id bigint, sender_id bigint, due_day date,"
+        " due_week date, status text, reason text, updated_at timestamptz) ON COMMIT DROP"
+    )
     cursor.execute(
         "CREATE TEMP TABLE IF NOT EXISTS sop_displaced (id bigint PRIMARY KEY) ON COMMIT DROP"
     )
@@ -274,9 +288,10 @@ _INSERT = f"""
             COALESCE(r.skip, t.reason), '', %(now)s, %(now)s
         {{source}}
         ON CONFLICT DO NOTHING
-        RETURNING id
+        RETURNING id, plan_id, step_id, contact_id, group_id, sender_id, due_day, due_week,
+            status, reason, updated_at
     )
-    INSERT INTO sop_new (id) SELECT id FROM ins
+    INSERT INTO sop_new SELECT * FROM ins
 """
 
 
@@ -372,7 +387,7 @@ def _insert_contact_deliveries(cursor, plan, step, *, expire_before, now) -> Non
             f"JOIN {Enrolment._meta.db_table} e ON e.id = s.enrolment_id"
             " JOIN contacts_contact c ON c.id = e.contact_id"
         )
-        preferred, since = "e.staff_id", "e.trigger_at"
+        since = "e.trigger_at"
     else:  # a broadcast: hand-picked customers, else everyone matching the conditions
         if plan.contacts.exists():
             targets = (
@@ -381,7 +396,7 @@ def _insert_contact_deliveries(cursor, plan, step, *, expire_before, now) -> Non
             )
         else:
             targets = "CROSS JOIN contacts_contact c"
-        preferred, since = "NULL::bigint", "s.slot_at"
+        since = "s.slot_at"
     ordered = (
         f"WHEN EXISTS (SELECT 1 FROM analytics_event ev WHERE ev.contact_id = c.id"
         f" AND ev.type = {int(EventType.ORDER_PAID)} AND ev.occurred_at > {since}) THEN 'ordered'"
@@ -389,16 +404,34 @@ def _insert_contact_deliveries(cursor, plan, step, *, expire_before, now) -> Non
         else ""
     )
     staff_filter = "AND f.staff_id = %(staff)s" if plan.staff_id else ""
+    # The sender: the preferred staff member while they still follow the customer, else
+    # the customer's earliest active follow.
+    any_follow = f"""(
+        SELECT f.staff_id FROM contacts_follow f
+        JOIN contacts_staff st ON st.id = f.staff_id AND st.status = 'active'
+        WHERE f.contact_id = c.id AND f.deleted_by_staff_at IS NULL
+          AND f.deleted_by_contact_at IS NULL {staff_filter}
+        ORDER BY f.added_at, f.id
+        LIMIT 1
+    )"""
+    if plan.kind == Plan.Kind.JOURNEY:
+        # Most journeys are sent by the staff member the trigger came through: joined in
+        # bulk (a hash join over the follows), with the per-customer lookup (an index probe
+        # and a sort each) left for the rest. COALESCE evaluates the lookup only when needed.
+        targets += f"""
+            LEFT JOIN (contacts_follow pf JOIN contacts_staff ps
+                ON ps.id = pf.staff_id AND ps.status = 'active')
+            ON pf.contact_id = c.id AND pf.staff_id = e.staff_id
+              AND pf.deleted_by_staff_at IS NULL AND pf.deleted_by_contact_at IS NULL
+              {"AND pf.staff_id = %(staff)s" if plan.staff_id else ""}
+        """
+        sender = f"COALESCE(pf.staff_id, {any_follow})"
+    else:
+        sender = any_follow
     source = f"""
         FROM sop_slot s JOIN sop_timing t ON t.slot_at = s.slot_at {targets}
-        LEFT JOIN LATERAL (
-            SELECT f.staff_id FROM contacts_follow f
-            JOIN contacts_staff st ON st.id = f.staff_id AND st.status = 'active'
-            WHERE f.contact_id = c.id AND f.deleted_by_staff_at IS NULL
-              AND f.deleted_by_contact_at IS NULL {staff_filter}
-            ORDER BY (f.staff_id = {preferred}) IS TRUE DESC, f.added_at, f.id
-            LIMIT 1
-        ) snd ON TRUE
+        -- OFFSET 0 keeps this a subquery of its own, so the lookup runs once per row.
+        CROSS JOIN LATERAL (SELECT {sender} AS staff_id OFFSET 0) snd
         CROSS JOIN LATERAL (SELECT CASE
             WHEN s.slot_at < %(expire_before)s THEN 'expired'
             WHEN t.skip THEN t.reason
@@ -421,9 +454,9 @@ def _insert_contact_deliveries(cursor, plan, step, *, expire_before, now) -> Non
 
 _BUDGET = f"""
     WITH touched AS (
-        SELECT DISTINCT d.{{target}} AS target, d.{{period}} AS period
-        FROM sop_new n JOIN {Delivery._meta.db_table} d ON d.id = n.id
-        WHERE d.status = 'planned' AND d.{{target}} IS NOT NULL
+        SELECT DISTINCT n.{{target}} AS target, n.{{period}} AS period
+        FROM sop_new n
+        WHERE n.status = 'planned' AND n.{{target}} IS NOT NULL
     ),
     ranked AS (
         SELECT d.id, d.status,
@@ -447,22 +480,24 @@ _BUDGET = f"""
 
 def _settle(cursor, *, now: datetime, plans: int, record: bool = True) -> PlanningResult:
     """Apply the shared push budgets to what this run planned, then log every outcome."""
+    # Statistics for this run's rows: without them PostgreSQL guesses a few hundred and,
+    # when logging, walks every delivery the plans ever had instead of this run's.
+    cursor.execute("ANALYZE sop_new")
     for target, caps in (("contact_id", contact_caps()), ("group_id", group_caps())):
         for period, cap, reason in (
             ("due_day", caps.day, caps.day_reason),
             ("due_week", caps.per_week, SkipReason.BUDGET_WEEK),
         ):
             cursor.execute(
-                f"WITH over AS ({_BUDGET.format(target=target, period=period)})"
+                f"WITH over AS ({_BUDGET.format(target=target, period=period)}),"
+                " marked AS (UPDATE sop_new n SET status = 'skipped', reason = %(reason)s FROM over"
+                " WHERE n.id = over.id RETURNING n.id)"
                 " INSERT INTO sop_displaced (id) SELECT id FROM over"
-                " WHERE id NOT IN (SELECT id FROM sop_new) ON CONFLICT DO NOTHING",
+                " WHERE id NOT IN (SELECT id FROM marked) ON CONFLICT DO NOTHING",
                 {"cap": cap, "reason": reason, "now": now},
             )
     result = PlanningResult(plans=plans)
-    cursor.execute(
-        f"SELECT d.status, d.reason, count(*) FROM sop_new n"
-        f" JOIN {Delivery._meta.db_table} d ON d.id = n.id GROUP BY 1, 2"
-    )
+    cursor.execute("SELECT status, reason, count(*) FROM sop_new GROUP BY 1, 2")
     for status, reason, count in cursor.fetchall():
         if status == Delivery.Status.PLANNED:
             result.planned += count
@@ -471,12 +506,22 @@ def _settle(cursor, *, now: datetime, plans: int, record: bool = True) -> Planni
     cursor.execute("SELECT count(*) FROM sop_displaced")
     result.displaced = cursor.fetchone()[0]
     if record:
-        record_delivery_events("SELECT id FROM sop_new UNION ALL SELECT id FROM sop_displaced")
+        # This run's rows as sop_new holds them (no second read of the ledger), and the
+        # earlier ones it displaced.
+        _record_events("(SELECT *, NULL::bigint AS message_id FROM sop_new)")
+        record_delivery_events("SELECT id FROM sop_displaced")
     return result
 
 
 def record_delivery_events(ids_sql: str, params: dict | tuple = ()) -> int:
     """Log each delivery's current state (planned, skipped with its reason, sent…) once."""
+    return _record_events(
+        f"(SELECT * FROM {Delivery._meta.db_table} WHERE id IN ({ids_sql}))", params
+    )
+
+
+def _record_events(deliveries: str, params: dict | tuple = ()) -> int:
+    """record_delivery_events for `deliveries`, a relation with the ledger's columns."""
     types = {
         Delivery.Status.PLANNED: EventType.DELIVERY_PLANNED,
         Delivery.Status.SKIPPED: EventType.DELIVERY_SKIPPED,
@@ -490,12 +535,16 @@ def record_delivery_events(ids_sql: str, params: dict | tuple = ()) -> int:
         f"""
         SELECT (CASE d.status {type_case} END)::smallint, d.updated_at, d.contact_id,
             d.group_id, d.sender_id, NULL::bigint, p.campaign_id, NULL::bigint,
-            jsonb_strip_nulls(jsonb_build_object('delivery', d.id, 'plan', d.plan_id,
-                'step', d.step_id, 'reason', NULLIF(d.reason, ''),
-                'message', d.message_id)),
+            -- Most are plainly planned: build those without the keys they lack (stripping
+            -- nulls costs as much again, by the hundred thousand).
+            CASE WHEN d.reason = '' AND d.message_id IS NULL
+                THEN jsonb_build_object('delivery', d.id, 'plan', d.plan_id, 'step', d.step_id)
+                ELSE jsonb_strip_nulls(jsonb_build_object('delivery', d.id, 'plan', d.plan_id,
+                    'step', d.step_id, 'reason', NULLIF(d.reason, ''), 'message', d.message_id))
+            END,
             'delivery:' || d.id || ':' || d.status
-        FROM {Delivery._meta.db_table} d JOIN {Plan._meta.db_table} p ON p.id = d.plan_id
-        WHERE d.id IN ({ids_sql}) AND d.status <> 'queued'
+        FROM {deliveries} d JOIN {Plan._meta.db_table} p ON p.id = d.plan_id
+        WHERE d.status <> 'queued'
         """,
         params,
     )
