@@ -263,21 +263,29 @@ def messages_per_member(groups: Groups, period: Period) -> DailyMean:
 def counted_orders_sql() -> str:
     """Orders paid in [start, end) whose net (paid minus refunds up to `end`) is above
     zero, as (order_id, contact_id, paid_at, net_fen, group_id, channel_id, campaign_id),
-    order_id being the ORDER_PAID event's id."""
+    order_id being the ORDER_PAID event's id.
+
+    Read from the index of rare events alone; refunds are rare too, so an order's number is
+    fetched (and its refunds summed) only when its buyer has a refund before `end`."""
+    refunds = (
+        f"FROM {EVENTS} x WHERE x.type = {int(EventType.ORDER_REFUNDED)}"
+        " AND x.occurred_at < %(end)s"
+    )
     return f"""
         SELECT p.id AS order_id, p.contact_id, p.occurred_at AS paid_at,
-               p.amount - coalesce(r.refunded, 0) AS net_fen,
-               p.group_id, p.channel_id, p.campaign_id
+               p.amount - r.refunded AS net_fen, p.group_id, p.channel_id, p.campaign_id
         FROM {EVENTS} p
-        LEFT JOIN LATERAL (
-            SELECT sum(x.amount) AS refunded FROM {EVENTS} x
-            WHERE x.type = {int(EventType.ORDER_REFUNDED)} AND x.contact_id = p.contact_id
-              AND x.payload ->> 'order_no' = p.payload ->> 'order_no'
-              AND x.occurred_at < %(end)s
-        ) r ON TRUE
+        CROSS JOIN LATERAL (SELECT CASE
+            WHEN p.contact_id IN (SELECT x.contact_id {refunds}) THEN coalesce((
+                SELECT sum(x.amount) {refunds} AND x.contact_id = p.contact_id
+                  AND x.payload ->> 'order_no' = (
+                      SELECT o.payload ->> 'order_no' FROM {EVENTS} o WHERE o.id = p.id)
+            ), 0)
+            ELSE 0
+        END AS refunded) r
         WHERE p.type = {int(EventType.ORDER_PAID)} AND p.contact_id IS NOT NULL
           AND p.occurred_at >= %(start)s AND p.occurred_at < %(end)s
-          AND p.amount - coalesce(r.refunded, 0) > 0
+          AND p.amount - r.refunded > 0
     """
 
 

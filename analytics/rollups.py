@@ -36,6 +36,7 @@ from datetime import date, timedelta
 from django.db import connection, transaction
 from django.utils import timezone
 
+from analytics.activity import activity_rebuild, activity_recent
 from analytics.metrics import SHANGHAI, DailyMean, Period, Ratio, counted_orders_sql
 from analytics.models import DailyRollup, Event, EventType, RollupWatermark
 from contacts.models import Contact
@@ -234,11 +235,13 @@ def shanghai_today() -> date:
 def rollup_rebuild(
     first: date, last: date, *, progress: Callable[[date], None] | None = None
 ) -> list[date]:
-    """Recompute every day from `first` to `last`. On a first rebuild, start the incremental
-    refresh from here rather than from the first event ever."""
+    """Recompute every day from `first` to `last`, and every customer's activity
+    (analytics.activity). On a first rebuild, start the incremental refresh from here rather
+    than from the first event ever."""
     days = Period(first, last).days
     high = _last_event_id()
     rollup_days(days, progress=progress)
+    activity_rebuild()
     if not RollupWatermark.objects.filter(name=WATERMARK).exists():
         _advance_watermark(high)
     return days
@@ -277,6 +280,7 @@ def rollup_recent() -> list[date]:
     today = shanghai_today()
     days = _touched_days(since, high, today) | {today, today - timedelta(days=1)}
     rollup_days(days)
+    activity_recent(since, high)
     _advance_watermark(high)
     logger.info("rollups: %d day(s) recomputed, events read up to id %d", len(days), high)
     return sorted(days)
