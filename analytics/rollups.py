@@ -280,7 +280,10 @@ def rollup_recent() -> list[date]:
     today = shanghai_today()
     days = _touched_days(since, high, today) | {today, today - timedelta(days=1)}
     rollup_days(days)
-    activity_recent(since, high)
+    if watermark:
+        activity_recent(since, high)
+    else:  # the first refresh: memberships from before the log began count too
+        activity_rebuild()
     _advance_watermark(high)
     logger.info("rollups: %d day(s) recomputed, events read up to id %d", len(days), high)
     return sorted(days)

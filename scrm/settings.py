@@ -306,7 +306,8 @@ SOP_CONTACT_PUSHES_PER_WEEK = env_int("SOP_CONTACT_PUSHES_PER_WEEK", 3, minimum=
 SOP_GROUP_PUSHES_PER_DAY = env_int("SOP_GROUP_PUSHES_PER_DAY", 3, minimum=0)
 SOP_GROUP_PUSHES_PER_WEEK = env_int("SOP_GROUP_PUSHES_PER_WEEK", 15, minimum=0)
 SOP_QUIET_HOURS = env_str("SOP_QUIET_HOURS", "22:00-08:00")  # "" for none
-if SOP_QUIET_HOURS and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d", SOP_QUIET_HOURS):
+_CLOCK = r"([01]\d|2[0-3]):[0-5]\d"
+if SOP_QUIET_HOURS and not re.fullmatch(f"{_CLOCK}-{_CLOCK}", SOP_QUIET_HOURS):
     raise ConfigError(f"SOP_QUIET_HOURS must look like 22:00-08:00, not {SOP_QUIET_HOURS!r}")
 SOP_CATCH_UP_MINUTES = env_int("SOP_CATCH_UP_MINUTES", 180, minimum=1)
 SOP_REMIND_AFTER_MINUTES = env_int("SOP_REMIND_AFTER_MINUTES", 120, minimum=1)

@@ -1,0 +1,542 @@
+"""The 数据 (analytics) pages: overview, group and channel comparison, cohorts, customer types
+and the funnel, each for a date range, each table downloadable as CSV or XLSX.
+
+Thin: analytics.dashboard (and funnel, cohorts, customers) compute, these views lay the
+numbers out as `Table`s and chart specs. The same Table is rendered and exported.
+"""
+
+from django import forms
+from django.http import Http404, HttpResponseBadRequest
+from django.urls import reverse
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
+from django.views.generic import TemplateView
+
+from analytics import cohorts, customers, dashboard
+from analytics.dashboard import (
+    as_daily_number,
+    as_daily_percent,
+    as_order_value,
+    as_per_member,
+    as_percent,
+    as_roi,
+    as_yuan,
+)
+from analytics.exports import FORMATS, Cell, Column, Table, table_download
+from analytics.funnel import funnel
+from analytics.metrics import Period
+from groups.models import Group
+from scrm.roles import RoleRequiredMixin
+
+
+class RangeForm(forms.Form):
+    first = forms.DateField(label=_("From"), widget=forms.DateInput(attrs={"type": "date"}))
+    last = forms.DateField(label=_("To"), widget=forms.DateInput(attrs={"type": "date"}))
+
+    def clean(self):
+        data = super().clean()
+        first, last = data.get("first"), data.get("last")
+        if first and last:
+            if last < first:
+                self.add_error("last", _("The last day cannot be before the first."))
+            elif (last - first).days + 1 > dashboard.MAX_DAYS:
+                self.add_error(
+                    "last", _("Pick at most %(days)d days.") % {"days": dashboard.MAX_DAYS}
+                )
+        return data
+
+
+COHORT_UNITS = {"week": _("Weeks"), "day": _("Days")}
+
+
+class CohortRangeForm(RangeForm):
+    unit = forms.ChoiceField(label=_("Cohort by"), choices=list(COHORT_UNITS.items()))
+
+
+def _number(value) -> float | None:
+    """A value for a chart (display only; the tables carry the exact numbers)."""
+    return None if value is None else round(float(value), 4)
+
+
+class AnalyticsPage(RoleRequiredMixin, TemplateView):
+    """One analytics page: a date range in, tables (and charts) out; ?format=csv|xlsx downloads
+    the table named by ?table= (the first by default), exactly as shown.
+
+    `build` returns the tables and the context it adds; a table without rows is shown as
+    "no data for this period", and a chart is drawn only for a table with rows. A range with
+    errors shows the form and its errors, no numbers.
+    """
+
+    section = ""
+    title = ""
+    form_class = RangeForm
+
+    def get_template_names(self) -> list[str]:
+        return [f"analytics/{self.section}.html"]
+
+    def get(self, request, *args, **kwargs):
+        self.groups = dashboard.groups_for(request.user)
+        self.form, self.period = self._period()
+        fmt = request.GET.get("format")
+        if self.form.errors:
+            # No numbers for a range other than the one asked for: only the form, with its errors.
+            if fmt:
+                return HttpResponseBadRequest(
+                    "; ".join(f"{name}: {' '.join(e)}" for name, e in self.form.errors.items())
+                )
+            return self.render_to_response(self._context(tables=[]))
+        tables, extra = self.build()
+        if fmt:
+            key = request.GET.get("table") or (tables[0].key if tables else "")
+            table = next((t for t in tables if t.key == key), None)
+            if table is None or fmt not in FORMATS:
+                raise Http404("no such table or format")
+            name = f"{self.section}-{table.key}-{self.period.first}-{self.period.last}"
+            return table_download(table, fmt=fmt, filename=name)
+        for table in tables:
+            table.csv_url = self._url(format="csv", table=table.key)
+            table.xlsx_url = self._url(format="xlsx", table=table.key)
+        return self.render_to_response(self._context(tables=tables, **extra))
+
+    def _context(self, **kwargs) -> dict:
+        return self.get_context_data(
+            active_nav="analytics",
+            section=self.section,
+            page_title=self.title,
+            form=self.form,
+            period=self.period,
+            **kwargs,
+        )
+
+    def _period(self) -> tuple[RangeForm, Period | None]:
+        default = dashboard.default_period()
+        data = {
+            "first": self.request.GET.get("first") or default.first.isoformat(),
+            "last": self.request.GET.get("last") or default.last.isoformat(),
+        }
+        for name, field in self.form_class.base_fields.items():
+            if name not in data and isinstance(field, forms.ChoiceField):
+                data[name] = self.request.GET.get(name) or field.choices[0][0]
+        form = self.form_class(data)
+        if not form.is_valid():
+            return form, None
+        return form, Period(form.cleaned_data["first"], form.cleaned_data["last"])
+
+    def _url(self, **changes) -> str:
+        """This page with the range shown and `changes` (a download, another sort)."""
+        query = self.request.GET.copy()
+        query["first"], query["last"] = self.period.first.isoformat(), self.period.last.isoformat()
+        for name, value in changes.items():
+            query[name] = value
+        return f"{self.request.path}?{query.urlencode()}"
+
+    def build(self) -> tuple[list[Table], dict]:
+        raise NotImplementedError
+
+
+# --- overview -------------------------------------------------------------------------------
+
+
+class OverviewPage(AnalyticsPage):
+    section = "overview"
+    title = _("Overview")
+
+    def build(self):
+        o = dashboard.overview(user=self.request.user, period=self.period)
+        metrics = Table(
+            key="metrics",
+            title=gettext("Metrics for the period"),
+            columns=[
+                Column("metric", gettext("Metric"), numeric=False),
+                Column("value", gettext("Value")),
+            ],
+        )
+        daily = Table(
+            key="daily",
+            title=gettext("Day by day"),
+            columns=[
+                Column("day", gettext("Day"), numeric=False),
+                Column("interaction_rate", gettext("Interaction rate")),
+                Column("messages_per_member", gettext("Messages per member")),
+            ],
+        )
+        if not o.has_data:
+            return [metrics, daily], {"charts": {}}
+        for label, value in (
+            (gettext("Members at the start"), o.members_start),
+            (gettext("Members at the end"), o.members_end),
+            (gettext("Leave rate"), as_percent(o.leave_rate)),
+            (gettext("Retention"), as_percent(o.retention)),
+            (gettext("Interaction rate (daily mean)"), as_daily_percent(o.interaction_rate)),
+            (gettext("Messages per member (daily mean)"), as_daily_number(o.messages_per_member)),
+            (gettext("Conversion"), as_percent(o.conversion)),
+            (gettext("Average order value"), as_order_value(o.average_order_value)),
+            (gettext("Repurchase rate"), as_percent(o.repurchase_rate)),
+            (gettext("Referral rate"), as_percent(o.referral_rate)),
+            (gettext("Block rate"), as_percent(o.block_rate)),
+        ):
+            metrics.rows.append([Cell(label), Cell(value)])
+
+        days = list(o.interaction_rate.days)
+        for day in days:
+            daily.rows.append(
+                [
+                    Cell(day.isoformat()),
+                    Cell(as_percent(o.interaction_rate.days[day])),
+                    Cell(as_per_member(o.messages_per_member.days[day])),
+                ]
+            )
+        chart = {
+            "type": "line",
+            "categories": [day.isoformat() for day in days],
+            "series": [
+                {
+                    "name": gettext("Interaction rate"),
+                    "data": [_number(o.interaction_rate.days[d].value) for d in days],
+                    "percent": True,
+                },
+                {
+                    "name": gettext("Messages per member"),
+                    "data": [_number(o.messages_per_member.days[d].value) for d in days],
+                    "axis": 1,
+                },
+            ],
+        }
+        return [metrics, daily], {"charts": {"daily": chart}}
+
+
+# --- group comparison -----------------------------------------------------------------------
+
+GROUP_COLUMNS = [
+    # key, label, sort value, cell text
+    ("members_start", _("Members at start"), lambda f: f.members_start, lambda f: f.members_start),
+    ("members_end", _("Members at end"), lambda f: f.members_end, lambda f: f.members_end),
+    ("joins", _("Joins"), lambda f: f.joins, lambda f: f.joins),
+    (
+        "leave_rate",
+        _("Leave rate"),
+        lambda f: f.leave_rate.value,
+        lambda f: as_percent(f.leave_rate),
+    ),
+    ("retention", _("Retention"), lambda f: f.retention.value, lambda f: as_percent(f.retention)),
+    (
+        "interaction_rate",
+        _("Interaction rate"),
+        lambda f: f.interaction_rate.value,
+        lambda f: as_daily_percent(f.interaction_rate),
+    ),
+    (
+        "messages_per_member",
+        _("Messages per member"),
+        lambda f: f.messages_per_member.value,
+        lambda f: as_daily_number(f.messages_per_member),
+    ),
+    (
+        "conversion",
+        _("Conversion"),
+        lambda f: f.conversion.value,
+        lambda f: as_percent(f.conversion),
+    ),
+    (
+        "average_order_value",
+        _("Average order value"),
+        lambda f: f.average_order_value.value,
+        lambda f: as_order_value(f.average_order_value),
+    ),
+    (
+        "repurchase_rate",
+        _("Repurchase rate"),
+        lambda f: f.repurchase_rate.value,
+        lambda f: as_percent(f.repurchase_rate),
+    ),
+    ("roi", _("ROI"), lambda f: f.roi.value, lambda f: as_roi(f.roi)),
+    (
+        "referral_rate",
+        _("Referral rate"),
+        lambda f: f.referral_rate.value,
+        lambda f: as_percent(f.referral_rate),
+    ),
+]
+GROUP_SORTS = {"name"} | {key for key, *_ in GROUP_COLUMNS}
+# Columns the chart shows as a percentage; average order value is charted in yuan.
+GROUP_PERCENT_COLUMNS = {
+    "leave_rate",
+    "retention",
+    "interaction_rate",
+    "conversion",
+    "repurchase_rate",
+    "referral_rate",
+}
+# The chart follows the sorted column; sorted by name it shows this one.
+GROUP_CHART_DEFAULT = "members_end"
+
+
+def sort_rows(rows: list, value, *, descending: bool) -> list:
+    """Sorted by `value(row)`; undefined values (None) last whichever the direction."""
+    defined = [r for r in rows if value(r) is not None]
+    undefined = [r for r in rows if value(r) is None]
+    return sorted(defined, key=value, reverse=descending) + undefined
+
+
+def _group_chart(figures: list, key: str, label: str) -> dict:
+    """A bar per group (in the table's order) of one column: the numbers of that column."""
+    value = {k: v for k, _label, v, _text in GROUP_COLUMNS}[key]
+    scale = 100 if key == "average_order_value" else 1  # fen → yuan
+    return {
+        "type": "bar",
+        "categories": [f.group.name or f.group.chat_id for f in figures],
+        "series": [
+            {
+                "name": label,
+                "data": [None if value(f) is None else _number(value(f) / scale) for f in figures],
+                "percent": key in GROUP_PERCENT_COLUMNS,
+            }
+        ],
+    }
+
+
+class GroupComparisonPage(AnalyticsPage):
+    section = "groups"
+    title = _("Group comparison")
+
+    def build(self):
+        figures = dashboard.group_comparison(user=self.request.user, period=self.period)
+        sort = self.request.GET.get("sort", "name")
+        key = sort.removeprefix("-")
+        if key not in GROUP_SORTS:
+            key, sort = "name", "name"
+        values = {k: v for k, _label, v, _text in GROUP_COLUMNS}
+        values["name"] = lambda f: (f.group.name or f.group.chat_id).lower()
+        figures = sort_rows(figures, values[key], descending=sort.startswith("-"))
+
+        columns = [
+            Column("name", gettext("Group"), numeric=False, sortable=True),
+            Column("stage", gettext("Stage"), numeric=False),
+        ] + [Column(k, str(label), sortable=True) for k, label, _v, _t in GROUP_COLUMNS]
+        table = Table(key="groups", title=gettext("Groups"), columns=columns)
+        for f in figures:
+            focus = set(f.focus)
+            table.rows.append(
+                [
+                    Cell(
+                        f.group.name or f.group.chat_id,
+                        href=reverse("groups:detail", args=[f.group.pk]),
+                    ),
+                    Cell(f.group.get_stage_display()),
+                ]
+                + [Cell(text(f), highlight=k in focus) for k, _l, _v, text in GROUP_COLUMNS]
+            )
+        sort_links = {}
+        for column in columns:
+            if column.sortable:
+                ascending = sort == column.key
+                descending = sort == f"-{column.key}"
+                # Names start A→Z; numbers start with the largest.
+                if ascending:
+                    next_sort = f"-{column.key}"
+                elif descending or column.key == "name":
+                    next_sort = column.key
+                else:
+                    next_sort = f"-{column.key}"
+                sort_links[column.key] = {
+                    "url": self._url(sort=next_sort),
+                    "state": "ascending" if ascending else "descending" if descending else "",
+                }
+        table.sort_links = sort_links
+        labels = {k: str(label) for k, label, _v, _t in GROUP_COLUMNS}
+        focus_legend = [
+            (label, [labels[k] for k in dashboard.STAGE_FOCUS.get(stage, ())])
+            for stage, label in Group.Stage.choices
+        ]
+        charted = GROUP_CHART_DEFAULT if key == "name" else key
+        charts = {"groups": _group_chart(figures, charted, labels[charted])} if figures else {}
+        return [table], {"focus_legend": focus_legend, "charts": charts}
+
+
+# --- channel comparison ---------------------------------------------------------------------
+
+
+class ChannelComparisonPage(AnalyticsPage):
+    section = "channels"
+    title = _("Channel comparison")
+
+    def build(self):
+        figures = dashboard.channel_comparison(user=self.request.user, period=self.period)
+        table = Table(
+            key="channels",
+            title=gettext("Channel codes"),
+            columns=[
+                Column("name", gettext("Channel code"), numeric=False),
+                Column("kind", gettext("Kind"), numeric=False),
+                Column("exposures", gettext("Exposures")),
+                Column("joins", gettext("Joins")),
+                Column("join_rate", gettext("Join rate")),
+                Column("roi", gettext("ROI")),
+            ],
+        )
+        for f in figures:
+            name = f.channel.name
+            if not f.channel.is_active:
+                name = f"{name} ({gettext('retired')})"
+            table.rows.append(
+                [
+                    Cell(name),
+                    Cell(f.channel.get_kind_display()),
+                    Cell(f.exposures),
+                    Cell(f.joins),
+                    Cell(as_percent(f.join_rate)),
+                    Cell(as_roi(f.roi)),
+                ]
+            )
+        chart = {
+            "type": "bar",
+            "categories": [row[0].text for row in table.rows],
+            "series": [
+                {"name": gettext("Exposures"), "data": [f.exposures for f in figures]},
+                {"name": gettext("Joins"), "data": [f.joins for f in figures]},
+            ],
+        }
+        return [table], {"charts": {"channels": chart} if figures else {}}
+
+
+# --- cohorts --------------------------------------------------------------------------------
+
+
+class CohortPage(AnalyticsPage):
+    section = "cohorts"
+    title = _("Join cohorts")
+    form_class = CohortRangeForm
+
+    def build(self):
+        unit = self.form.cleaned_data.get("unit") or "week"
+        rows = cohorts.join_cohorts(
+            self.groups,
+            first=self.period.first,
+            last=self.period.last,
+            unit=unit,
+            horizon=dashboard.COHORT_HORIZON,
+        )
+        offsets = list(range(dashboard.COHORT_HORIZON + 1))
+        labels = [
+            (
+                ngettext("+%(n)d week", "+%(n)d weeks", n)
+                if unit == "week"
+                else ngettext("+%(n)d day", "+%(n)d days", n)
+            )
+            % {"n": n}
+            for n in offsets
+        ]
+        table = Table(
+            key="cohorts",
+            title=gettext("Share of each join cohort still in the groups"),
+            columns=[
+                Column("start", gettext("Cohort"), numeric=False),
+                Column("size", gettext("Joined")),
+            ]
+            + [Column(f"n{n}", label) for n, label in zip(offsets, labels, strict=True)],
+        )
+        if not any(row.size for row in rows):
+            return [table], {"charts": {}}
+        cells = []
+        for y, row in enumerate(rows):
+            table.rows.append(
+                [Cell(row.start.isoformat()), Cell(row.size)]
+                + [Cell("" if r is None else as_percent(r)) for r in row.retained]
+            )
+            for x, r in enumerate(row.retained):
+                if r is not None and r.value is not None:
+                    cells.append([x, y, _number(r.value)])
+        chart = {
+            "type": "heatmap",
+            "x": labels,
+            "y": [row.start.isoformat() for row in rows],
+            "data": cells,
+            "percent": True,
+        }
+        return [table], {"charts": {"cohorts": chart}}
+
+
+# --- customer types -------------------------------------------------------------------------
+
+
+THRESHOLD_LABELS = {
+    "low_need_max_orders": _("Low-need: at most this many orders ever"),
+    "loyal_months": _("Loyal: ordered in each of this many last months"),
+    "bargain_aov_fen": _("Bargain hunter: average order value under"),
+    "need_driven_quiet_days": _("Need-driven: no order for this many days"),
+}
+
+
+def threshold_rows() -> list[tuple[str, object]]:
+    """The customer types' thresholds in use, labelled, money in yuan."""
+    return [
+        (str(THRESHOLD_LABELS.get(name, name)), as_yuan(value) if name.endswith("_fen") else value)
+        for name, value in customers.type_thresholds().items()
+    ]
+
+
+class CustomerTypesPage(AnalyticsPage):
+    section = "customers"
+    title = _("Customer types")
+
+    def build(self):
+        slices = customers.type_split(user=self.request.user, now=self.period.end)
+        table = Table(
+            key="types",
+            title=gettext("Customers by type"),
+            columns=[
+                Column("type", gettext("Type"), numeric=False),
+                Column("count", gettext("Customers")),
+                Column("share", gettext("Share")),
+            ],
+        )
+        extra = {"thresholds": threshold_rows(), "charts": {}}
+        if not any(s.count for s in slices):
+            return [table], extra
+        for s in slices:
+            table.rows.append(
+                [Cell(str(s.label)), Cell(s.count, href=s.list_url), Cell(as_percent(s.share))]
+            )
+        extra["charts"]["types"] = {
+            "type": "bar",
+            "categories": [str(s.label) for s in slices],
+            "series": [{"name": gettext("Customers"), "data": [s.count for s in slices]}],
+        }
+        return [table], extra
+
+
+# --- funnel ---------------------------------------------------------------------------------
+
+
+class FunnelPage(AnalyticsPage):
+    section = "funnel"
+    title = _("Funnel")
+
+    def build(self):
+        steps = funnel(self.groups, self.period)
+        table = Table(
+            key="funnel",
+            title=gettext("Funnel steps"),
+            columns=[
+                Column("step", gettext("Step"), numeric=False),
+                Column("count", gettext("Count")),
+                Column("from_previous", gettext("Of the step before")),
+                Column("from_first", gettext("Of exposures")),
+            ],
+        )
+        if not any(step.count for step in steps):
+            return [table], {"charts": {}}
+        for step in steps:
+            table.rows.append(
+                [
+                    Cell(step.label),
+                    Cell(step.count),
+                    Cell(as_percent(step.from_previous) if step.from_previous else ""),
+                    Cell(as_percent(step.from_first) if step.from_first else ""),
+                ]
+            )
+        chart = {
+            "type": "funnel",
+            "data": [{"name": step.label, "value": step.count} for step in steps],
+        }
+        return [table], {"charts": {"funnel": chart}}
