@@ -105,6 +105,7 @@ def overview(*, user, period: Period) -> Overview:
             referral_rate=everyone.referral_rate,
             block_rate=_block_rate(user, period),
         )
+    orders = metrics.orders(groups, period)
     return Overview(
         members_start=metrics.members_at(groups, period.start),
         members_end=metrics.members_at(groups, period.end),
@@ -112,9 +113,9 @@ def overview(*, user, period: Period) -> Overview:
         retention=metrics.retention(groups, period),
         interaction_rate=metrics.interaction_rate(groups, period),
         messages_per_member=metrics.messages_per_member(groups, period),
-        conversion=metrics.conversion(groups, period),
-        average_order_value=metrics.average_order_value(groups, period),
-        repurchase_rate=metrics.repurchase_rate(groups, period),
+        conversion=metrics.conversion(groups, period, buyers=orders.buyers),
+        average_order_value=orders.average_order_value,
+        repurchase_rate=orders.repurchase_rate,
         referral_rate=metrics.referral_rate(groups, period),
         block_rate=_block_rate(user, period),
     )
@@ -147,6 +148,7 @@ class GroupFigures:
 def group_figures(group: Group, period: Period) -> GroupFigures:
     one = Groups((group.pk,))
     members_start = metrics.members_at(one, period.start)
+    orders = metrics.orders(one, period)
     return GroupFigures(
         group=group,
         members_start=members_start,
@@ -154,11 +156,12 @@ def group_figures(group: Group, period: Period) -> GroupFigures:
         joins=metrics.members_during(one, period) - members_start,
         leave_rate=metrics.leave_rate(one, period),
         retention=metrics.retention(one, period),
-        interaction_rate=metrics.interaction_rate(one, period),
-        messages_per_member=metrics.messages_per_member(one, period),
-        conversion=metrics.conversion(one, period),
-        average_order_value=metrics.average_order_value(one, period),
-        repurchase_rate=metrics.repurchase_rate(one, period),
+        # The group's daily rollups, kept equal to metrics.interaction_rate / messages_per_member.
+        interaction_rate=rollups.interaction_rate(rollups.group_slice(group.pk), period),
+        messages_per_member=rollups.messages_per_member(rollups.group_slice(group.pk), period),
+        conversion=metrics.conversion(one, period, buyers=orders.buyers),
+        average_order_value=orders.average_order_value,
+        repurchase_rate=orders.repurchase_rate,
         roi=metrics.roi(period, group=group.pk),
         referral_rate=metrics.referral_rate(one, period),
     )

@@ -34,8 +34,7 @@ def raw(period: Period) -> activity.Everyone:
     aov = metrics.average_order_value(ALL_GROUPS, period)
     repurchase = metrics.repurchase_rate(ALL_GROUPS, period)
     referral = metrics.referral_rate(ALL_GROUPS, period)
-    orders_sql, params = metrics._group_orders_sql(ALL_GROUPS)
-    _, _, orders, _ = metrics._order_figures(orders_sql, params, period)
+    orders = metrics.orders(ALL_GROUPS, period).orders
     return activity.Everyone(
         members_start=metrics.members_at(ALL_GROUPS, period.start),
         members_end=metrics.members_at(ALL_GROUPS, period.end),
