@@ -9,8 +9,8 @@ from datetime import date, datetime, time, timedelta
 
 from django.utils import timezone
 
-from analytics.metrics import EVENTS, SHANGHAI, Groups, Ratio, _rows
-from analytics.models import EventType
+from analytics.metrics import ALL_GROUPS, EVENTS, SHANGHAI, Groups, Ratio, _rows
+from analytics.models import ContactActivity, EventType
 
 UNITS = {"day": 1, "week": 7}
 
@@ -58,17 +58,35 @@ def join_cohorts(
         starts.append(day)
         day += timedelta(days=step)
     where, params = groups.sql("m.group_id")
-    rows = _rows(
-        f"""
-        WITH firsts AS (
-            SELECT m.contact_id, min(m.joined_at) AS joined_at
+    if groups == ALL_GROUPS:
+        # Every group: each person's stays from ContactActivity (analytics.activity), the
+        # first join the earliest of them, kept when their union holds the moment.
+        firsts = f"""
+            SELECT contact_id, joined_at, member FROM (
+                SELECT contact_id, least(lower(member), lower(blips)) AS joined_at, member
+                FROM {ContactActivity._meta.db_table}
+            ) AS a
+            WHERE joined_at >= %(from)s AND joined_at < %(until)s
+        """
+        kept = "checks.member @> checks.at"
+    else:
+        firsts = f"""
+            SELECT m.contact_id, min(m.joined_at) AS joined_at, NULL::tstzmultirange AS member
             FROM groups_groupmembership m
             WHERE m.contact_id IS NOT NULL AND {where}
             GROUP BY m.contact_id
             HAVING min(m.joined_at) >= %(from)s AND min(m.joined_at) < %(until)s
-        ),
+        """
+        kept = f"""EXISTS (
+            SELECT 1 FROM groups_groupmembership m
+            WHERE m.contact_id = checks.contact_id AND {where}
+              AND m.joined_at <= checks.at
+              AND (m.left_at IS NULL OR m.left_at > checks.at))"""
+    rows = _rows(
+        f"""
+        WITH firsts AS ({firsts}),
         cohorts AS (
-            SELECT contact_id,
+            SELECT contact_id, member,
                    %(first_start)s::date + %(step)s * floor(
                        ((joined_at AT TIME ZONE 'Asia/Shanghai')::date - %(first_start)s::date)
                        / %(step)s::numeric)::int AS cohort
@@ -78,15 +96,10 @@ def join_cohorts(
             SELECT c.cohort, n,
                    ((c.cohort + %(step)s * (n + 1))::timestamp
                     AT TIME ZONE 'Asia/Shanghai') AS at,
-                   c.contact_id
+                   c.contact_id, c.member
             FROM cohorts c CROSS JOIN generate_series(0, %(horizon)s) AS n
         )
-        SELECT cohort, n, count(*) AS size,
-               count(*) FILTER (WHERE EXISTS (
-                   SELECT 1 FROM groups_groupmembership m
-                   WHERE m.contact_id = checks.contact_id AND {where}
-                     AND m.joined_at <= checks.at
-                     AND (m.left_at IS NULL OR m.left_at > checks.at))) AS kept
+        SELECT cohort, n, count(*) AS size, count(*) FILTER (WHERE {kept}) AS kept
         FROM checks WHERE checks.at <= %(now)s OR n = 0
         GROUP BY cohort, n ORDER BY cohort, n
         """,

@@ -4,23 +4,19 @@ The customer types' rules live with the contact list (contacts.selectors), so th
 the list behind each slice can never disagree: a slice links to the list filtered by it.
 """
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from urllib.parse import urlencode
 
-from django.db.models import Count
 from django.urls import reverse
 from django.utils import timezone
 
 from analytics.metrics import EVENTS, Ratio, _rows
 from analytics.models import EventType
 from contacts.filters import CustomerType
-from contacts.selectors import (
-    contacts_visible_to,
-    customer_type_expression,
-    customer_type_thresholds,
-)
+from contacts.selectors import contacts_visible_to, customer_facts, customer_type_thresholds
 
 
 @dataclass(frozen=True)
@@ -39,13 +35,10 @@ def type_thresholds() -> dict:
 def type_split(*, user, now: datetime | None = None) -> list[TypeSlice]:
     """How the customers the user may see divide into the four types (and unclassified)."""
     now = now or timezone.now()
-    counts = dict(
-        contacts_visible_to(user)
-        .annotate(customer_type=customer_type_expression(now=now))
-        .values_list("customer_type")
-        .annotate(n=Count("id"))
-        .order_by()
-    )
+    # Grouped facts for everyone, typed in Python: the list filter's one SQL expression
+    # (customer_type_expression) gives the same types, but per customer costs seconds here.
+    facts = customer_facts(contacts_visible_to(user).values_list("pk", flat=True), now=now)
+    counts = Counter(f.customer_type().value for f in facts.values())
     total = sum(counts.values())
     base = reverse("contacts:list")
     return [

@@ -202,14 +202,16 @@ class CustomerFacts:
 
 
 def customer_facts(contact_ids, *, now: datetime | None = None) -> dict[int, CustomerFacts]:
-    """The customer-type facts of a page of contacts, in two grouped queries.
+    """The customer-type facts of a page of contacts (or of a queryset of their ids), in two
+    grouped queries.
 
     The list's customer_type filter is one SQL expression (customer_type_expression); for
     rows already on the page, two plain aggregates and CustomerFacts.customer_type are far
     cheaper to build than that expression, and the tests hold the two to the same answers.
     """
     now = now or timezone.now()
-    ids = list(contact_ids)
+    # A queryset of ids stays a subquery (a whole customer base); anything else a list.
+    ids = contact_ids if isinstance(contact_ids, QuerySet) else list(contact_ids)
     months = _month_starts(now, LOYAL_MONTHS)
     in_month = {
         f"month_{n}": Count(

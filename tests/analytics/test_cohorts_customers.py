@@ -6,10 +6,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from analytics.activity import activity_rebuild
 from analytics.cohorts import join_cohorts, lifecycle_weeks
 from analytics.customers import channel_values, lifetime_value, rfm_layers, type_split
 from analytics.events import record
-from analytics.metrics import ALL_GROUPS, Ratio
+from analytics.metrics import ALL_GROUPS, Groups, Ratio
 from analytics.models import EventType
 from contacts.models import ChannelCode
 from groups.models import GroupMembership
@@ -40,13 +41,11 @@ def test_a_weekly_join_cohort_triangle():
     stay(people[4], at(10, 1), at(10, 5))
     stay(people[4], at(11, 11))
 
-    rows = join_cohorts(
-        ALL_GROUPS,
-        first=date(2026, 11, 2),
-        last=date(2026, 11, 15),
-        horizon=3,
-        now=at(11, 24),  # Tuesday of the week of 11-23
-    )
+    activity_rebuild()  # every group's triangle reads each person's stays from there
+    window = dict(first=date(2026, 11, 2), last=date(2026, 11, 15), horizon=3, now=at(11, 24))
+    rows = join_cohorts(ALL_GROUPS, **window)  # now: Tuesday of the week of 11-23
+    # The one group as a slice of its own, read from the memberships: the same triangle.
+    assert join_cohorts(Groups((group.pk,)), **window) == rows
 
     assert [(r.start, r.size) for r in rows] == [(date(2026, 11, 2), 3), (date(2026, 11, 9), 1)]
     assert rows[0].retained == [Ratio(3, 3), Ratio(2, 3), Ratio(1, 3), None]
