@@ -10,6 +10,9 @@ period each time. ContactActivity keeps, per customer, the same facts as multira
 - blips: stays that ended the instant they began (joined_at = left_at), as points;
 - spoke: the Shanghai days with a MESSAGE event of theirs in a group.
 
+GroupSpeech keeps the spoken days per group and customer too, for figures of many groups
+side by side (analytics.comparison).
+
 so each question is one test on one row (@> an instant, && a period), exactly as
 analytics.metrics words it (see `everyone`). A customer's row is always recomputed whole
 from its memberships and speech when its stays change; new speech only adds days. The
@@ -24,13 +27,14 @@ from dataclasses import dataclass
 
 from django.db import connection, transaction
 
-from analytics.metrics import Period, Ratio, counted_orders_sql
-from analytics.models import ContactActivity, Event, EventType
+from analytics.metrics import Period, Ratio, _one, counted_orders_sql
+from analytics.models import ContactActivity, Event, EventType, GroupSpeech
 from groups.models import GroupMembership
 
 logger = logging.getLogger(__name__)
 
 ACTIVITY = ContactActivity._meta.db_table
+GROUP_SPEECH = GroupSpeech._meta.db_table
 EVENTS = Event._meta.db_table
 MEMBERSHIPS = GroupMembership._meta.db_table
 CHUNK = 5_000  # customers recomputed per statement by a refresh
@@ -94,6 +98,8 @@ def activity_rebuild() -> int:
     )
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(_RECOMPUTE_SQL.format(only="TRUE", people=people))
+        cursor.execute(f"DELETE FROM {GROUP_SPEECH}")
+        cursor.execute(_GROUP_SPEECH_SQL.format(window="TRUE"), {})
     return ContactActivity.objects.count()
 
 
@@ -110,6 +116,22 @@ FROM (
 ) AS d
 GROUP BY d.contact_id
 ON CONFLICT (contact_id) DO UPDATE SET spoke = a.spoke + EXCLUDED.spoke
+"""
+
+
+# Per group the same: the days each customer spoke there, added to.
+_GROUP_SPEECH_SQL = f"""
+INSERT INTO {GROUP_SPEECH} AS g (group_id, contact_id, spoke)
+SELECT d.group_id, d.contact_id, range_agg(daterange(d.day, d.day + 1))
+FROM (
+    SELECT DISTINCT group_id, contact_id,
+        (occurred_at AT TIME ZONE 'Asia/Shanghai')::date AS day
+    FROM {EVENTS}
+    WHERE {{window}} AND type = {int(EventType.MESSAGE)}
+      AND group_id IS NOT NULL AND contact_id IS NOT NULL
+) AS d
+GROUP BY d.group_id, d.contact_id
+ON CONFLICT (group_id, contact_id) DO UPDATE SET spoke = g.spoke + EXCLUDED.spoke
 """
 
 
@@ -132,8 +154,10 @@ def activity_recent(since: int, high: int) -> int:
         )
         ids = [row[0] for row in cursor.fetchall()]
     activity_refresh(ids)
+    window = {"since": since, "high": high}
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(_SPEECH_SQL, {"since": since, "high": high})
+        cursor.execute(_SPEECH_SQL, window)
+        cursor.execute(_GROUP_SPEECH_SQL.format(window="id > %(since)s AND id <= %(high)s"), window)
     return len(ids)
 
 
@@ -231,10 +255,8 @@ LEFT JOIN referrers r ON r.contact_id = p.contact_id
 
 def everyone(period: Period) -> Everyone:
     """The period's people figures for all groups, in one pass over ContactActivity."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _EVERYONE_SQL,
-            {"start": period.start, "end": period.end, "first": period.first, "last": period.last},
-        )
-        row = cursor.fetchone()
+    row = _one(
+        _EVERYONE_SQL,
+        {"start": period.start, "end": period.end, "first": period.first, "last": period.last},
+    )
     return Everyone(*(int(v) for v in row))

@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from analytics import activity, metrics, rollups
+from analytics import activity, comparison, metrics, rollups
 from analytics.metrics import ALL_GROUPS, DailyMean, Groups, Period, Ratio
 from analytics.models import DailyRollup
 from contacts.models import ChannelCode
@@ -145,32 +145,34 @@ class GroupFigures:
         return STAGE_FOCUS.get(self.group.stage, ())
 
 
-def group_figures(group: Group, period: Period) -> GroupFigures:
-    one = Groups((group.pk,))
-    members_start = metrics.members_at(one, period.start)
-    orders = metrics.orders(one, period)
+def _figures(group: Group, row: comparison.GroupRow) -> GroupFigures:
     return GroupFigures(
         group=group,
-        members_start=members_start,
-        members_end=metrics.members_at(one, period.end),
-        joins=metrics.members_during(one, period) - members_start,
-        leave_rate=metrics.leave_rate(one, period),
-        retention=metrics.retention(one, period),
-        # The group's daily rollups, kept equal to metrics.interaction_rate / messages_per_member.
-        interaction_rate=rollups.interaction_rate(rollups.group_slice(group.pk), period),
-        messages_per_member=rollups.messages_per_member(rollups.group_slice(group.pk), period),
-        conversion=metrics.conversion(one, period, buyers=orders.buyers),
-        average_order_value=orders.average_order_value,
-        repurchase_rate=orders.repurchase_rate,
-        roi=metrics.roi(period, group=group.pk),
-        referral_rate=metrics.referral_rate(one, period),
+        members_start=row.members_start,
+        members_end=row.members_end,
+        joins=row.joins,
+        leave_rate=row.leave_rate,
+        retention=row.retention,
+        interaction_rate=row.interaction_rate,
+        messages_per_member=row.messages_per_member,
+        conversion=row.conversion,
+        average_order_value=row.orders.average_order_value,
+        repurchase_rate=row.orders.repurchase_rate,
+        roi=row.roi,
+        referral_rate=row.referral_rate,
     )
 
 
+def group_figures(group: Group, period: Period) -> GroupFigures:
+    return _figures(group, comparison.group_rows([group.pk], period)[group.pk])
+
+
 def group_comparison(*, user, period: Period) -> list[GroupFigures]:
-    """One row per live group the login may see (operators: their own), by name."""
-    groups = groups_visible_to(user).filter(dismissed_at__isnull=True).order_by("name", "pk")
-    return [group_figures(group, period) for group in groups]
+    """One row per live group the login may see (operators: their own), by name; all of
+    them computed together (analytics.comparison)."""
+    groups = list(groups_visible_to(user).filter(dismissed_at__isnull=True).order_by("name", "pk"))
+    rows = comparison.group_rows([group.pk for group in groups], period)
+    return [_figures(group, rows[group.pk]) for group in groups]
 
 
 # --- channels -------------------------------------------------------------------------------

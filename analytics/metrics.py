@@ -22,12 +22,13 @@ These read the raw membership table and event log: exact for any slice. The dash
 headline numbers come from rollups (analytics.rollups) that must agree with them.
 """
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from django.db import connection
+from django.db import connection, transaction
 
 from analytics.models import Event, EventType
 
@@ -104,14 +105,26 @@ class Groups:
 ALL_GROUPS = Groups()
 
 
+# Sort and hash memory for one metric query: a whole customer base grouped per person fits,
+# where the server's default (4 MB) spills it to disk.
+WORK_MEM = "64MB"
+
+
+@contextmanager
+def _cursor():
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
+        yield cursor
+
+
 def _one(sql: str, params: dict):
-    with connection.cursor() as cursor:
+    with _cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchone()
 
 
 def _rows(sql: str, params: dict) -> list[tuple]:
-    with connection.cursor() as cursor:
+    with _cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
 

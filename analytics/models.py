@@ -226,3 +226,23 @@ class ContactActivity(models.Model):
 
     def __str__(self) -> str:
         return str(self.contact_id)
+
+
+class GroupSpeech(models.Model):
+    """Per group and customer, the Shanghai days they spoke there: a group's distinct
+    speakers over any period without its every message (analytics.activity keeps it)."""
+
+    id = models.BigAutoField(primary_key=True)
+    group_id = models.BigIntegerField(_("group"))
+    contact_id = models.BigIntegerField(_("contact"))
+    spoke = MultiRangeField(_("spoke on"), range_type="datemultirange")
+
+    class Meta:
+        verbose_name = _("group speech")
+        verbose_name_plural = _("group speech")
+        constraints = [
+            models.UniqueConstraint(fields=["group_id", "contact_id"], name="group_speech_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.group_id}: {self.contact_id}"

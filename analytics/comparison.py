@@ -1,0 +1,204 @@
+"""The group comparison's figures: many groups side by side, each group a slice of its own,
+in three queries whatever their number.
+
+Within one group a person is one member, so each figure is a count per (group, person)
+first and per group after: the same numbers as analytics.metrics' functions called for
+`Groups((group_id,))` (tests/analytics/test_comparison.py holds them to it). Speech over
+the period comes from GroupSpeech (analytics.activity) instead of every message, the daily
+figures from the groups' rollups, and costs as metrics.roi spreads them.
+"""
+
+from dataclasses import dataclass
+
+from analytics import rollups
+from analytics.activity import GROUP_SPEECH
+from analytics.metrics import (
+    EVENTS,
+    DailyMean,
+    Orders,
+    Period,
+    Ratio,
+    _rows,
+    counted_orders_sql,
+)
+from analytics.models import DailyRollup, EventType
+
+MEMBERSHIPS = "groups_groupmembership"
+
+
+@dataclass(frozen=True)
+class GroupRow:
+    members_start: int
+    members_end: int
+    exposed: int  # members at the start + joins (metrics.members_during)
+    left: int
+    retained: int
+    orders: Orders
+    active: int  # exposed members who spoke in the group or bought while in it
+    referrers: int
+    sales_fen: int  # orders attributed to the group (metrics.roi's numerator)
+    cost_fen: object  # Decimal: costs recorded against it, spread over P
+    interaction_rate: DailyMean
+    messages_per_member: DailyMean
+
+    @property
+    def joins(self) -> int:
+        return self.exposed - self.members_start
+
+    @property
+    def leave_rate(self) -> Ratio:
+        return Ratio(self.left, self.exposed)
+
+    @property
+    def retention(self) -> Ratio:
+        return Ratio(self.retained, self.members_start)
+
+    @property
+    def conversion(self) -> Ratio:
+        return Ratio(self.orders.buyers, self.exposed)
+
+    @property
+    def referral_rate(self) -> Ratio:
+        return Ratio(self.referrers, self.active)
+
+    @property
+    def roi(self) -> Ratio:
+        return Ratio(self.sales_fen, self.cost_fen)
+
+
+_PEOPLE_SQL = f"""
+WITH stays AS (
+    -- Each member's stays in each group that touch P, as what they say about P.
+    SELECT m.group_id, m.contact_id,
+        bool_or(m.joined_at <= %(start)s AND (m.left_at IS NULL OR m.left_at > %(start)s))
+            AS at_start,
+        bool_or(m.joined_at <= %(end)s AND (m.left_at IS NULL OR m.left_at > %(end)s))
+            AS at_end,
+        bool_or(m.joined_at < %(end)s AND (m.left_at IS NULL OR m.left_at > %(start)s))
+            AS exposed,
+        bool_or(m.left_at >= %(start)s AND m.left_at < %(end)s) AS left_
+    FROM {MEMBERSHIPS} m
+    WHERE m.contact_id IS NOT NULL AND m.group_id = ANY(%(groups)s)
+      AND m.joined_at <= %(end)s AND (m.left_at IS NULL OR m.left_at >= %(start)s)
+    GROUP BY m.group_id, m.contact_id
+),
+buys AS (
+    -- Counted orders in P, once for each group its buyer was in when paying.
+    SELECT group_id, contact_id, count(*) AS orders, sum(net_fen) AS fen
+    FROM (
+        SELECT DISTINCT m.group_id, o.order_id, o.contact_id, o.net_fen
+        FROM ({counted_orders_sql()}) AS o
+        JOIN {MEMBERSHIPS} m ON m.contact_id = o.contact_id AND m.group_id = ANY(%(groups)s)
+            AND m.joined_at <= o.paid_at AND (m.left_at IS NULL OR m.left_at > o.paid_at)
+    ) AS bought
+    GROUP BY group_id, contact_id
+),
+referrers AS (
+    SELECT DISTINCT contact_id FROM {EVENTS}
+    WHERE type = {int(EventType.REFERRAL)} AND contact_id IS NOT NULL
+      AND occurred_at >= %(start)s AND occurred_at < %(end)s
+)
+SELECT s.group_id,
+    count(*) FILTER (WHERE s.at_start),
+    count(*) FILTER (WHERE s.at_end),
+    count(*) FILTER (WHERE s.exposed),
+    count(*) FILTER (WHERE s.left_ AND NOT s.at_end),
+    count(*) FILTER (WHERE s.at_start AND s.at_end),
+    count(b.contact_id),
+    count(*) FILTER (WHERE b.orders >= 2),
+    coalesce(sum(b.orders), 0),
+    coalesce(sum(b.fen), 0),
+    count(*) FILTER (WHERE s.exposed AND (sp.contact_id IS NOT NULL OR b.contact_id IS NOT NULL)),
+    count(*) FILTER (WHERE s.exposed AND (sp.contact_id IS NOT NULL OR b.contact_id IS NOT NULL)
+                     AND r.contact_id IS NOT NULL)
+FROM stays s
+LEFT JOIN buys b ON b.group_id = s.group_id AND b.contact_id = s.contact_id
+LEFT JOIN {GROUP_SPEECH} sp ON sp.group_id = s.group_id AND sp.contact_id = s.contact_id
+    AND sp.spoke && daterange(%(first)s, %(last)s, '[]')
+LEFT JOIN referrers r ON r.contact_id = s.contact_id
+GROUP BY s.group_id
+"""
+
+_MONEY_SQL = f"""
+WITH sales AS (
+    SELECT o.group_id, sum(o.net_fen) AS fen FROM ({counted_orders_sql()}) AS o
+    WHERE o.group_id = ANY(%(groups)s) GROUP BY o.group_id
+),
+costs AS (
+    SELECT group_id, sum(
+        amount::numeric
+        * greatest(0, least((payload ->> 'period_end')::date, %(last)s::date)
+                      - greatest((payload ->> 'period_start')::date, %(first)s::date) + 1)
+        / ((payload ->> 'period_end')::date - (payload ->> 'period_start')::date + 1)
+    ) AS fen
+    FROM {EVENTS}
+    WHERE type = {int(EventType.COST_RECORDED)} AND group_id = ANY(%(groups)s)
+      AND (payload ->> 'period_start')::date <= %(last)s
+      AND (payload ->> 'period_end')::date >= %(first)s
+    GROUP BY group_id
+)
+SELECT g.id, coalesce(sales.fen, 0), coalesce(costs.fen, 0)
+FROM unnest(%(groups)s::bigint[]) AS g (id)
+LEFT JOIN sales ON sales.group_id = g.id
+LEFT JOIN costs ON costs.group_id = g.id
+"""
+
+
+def group_rows(group_ids: list[int], period: Period) -> dict[int, GroupRow]:
+    """Each group's figures for P, by group id."""
+    ids = list(group_ids)
+    params = {
+        "groups": ids,
+        "start": period.start,
+        "end": period.end,
+        "first": period.first,
+        "last": period.last,
+    }
+    people = {row[0]: row[1:] for row in _rows(_PEOPLE_SQL, params)}
+    money = {gid: (int(sales), cost) for gid, sales, cost in _rows(_MONEY_SQL, params)}
+    daily = _daily(ids, period)
+    result = {}
+    for gid in ids:
+        start, end, exposed, left, retained, buyers, repeat, orders, fen, active, referrers = (
+            people.get(gid, (0,) * 11)
+        )
+        interaction, messages = daily[gid]
+        result[gid] = GroupRow(
+            members_start=start,
+            members_end=end,
+            exposed=exposed,
+            left=left,
+            retained=retained,
+            orders=Orders(buyers, repeat, orders, int(fen)),
+            active=active,
+            referrers=referrers,
+            sales_fen=money[gid][0],
+            cost_fen=money[gid][1],
+            interaction_rate=interaction,
+            messages_per_member=messages,
+        )
+    return result
+
+
+def _daily(ids: list[int], period: Period) -> dict[int, tuple[DailyMean, DailyMean]]:
+    """Interaction rate and messages per member of each group, from its daily rollups (as
+    rollups.interaction_rate / messages_per_member read them), in one query."""
+    slices = {rollups.group_slice(gid): gid for gid in ids}
+    stored = {
+        (row.slice, row.day): row
+        for row in DailyRollup.objects.filter(
+            slice__in=list(slices), day__range=(period.first, period.last)
+        ).only("slice", "day", "members_end", "speakers", "messages")
+    }
+    result = {}
+    for slice, gid in slices.items():
+        rows = {day: stored.get((slice, day)) for day in period.days}
+        result[gid] = (
+            DailyMean(
+                {d: Ratio(r.speakers, r.members_end) if r else Ratio(0, 0) for d, r in rows.items()}
+            ),
+            DailyMean(
+                {d: Ratio(r.messages, r.members_end) if r else Ratio(0, 0) for d, r in rows.items()}
+            ),
+        )
+    return result
