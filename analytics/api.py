@@ -1,6 +1,7 @@
 """REST API of the 数据 (analytics) section, for a date range: the overview, group and channel
-comparison, the funnel, join cohorts, the customer-type split and a slice's daily series.
-Thin: analytics.dashboard, funnel, cohorts and customers compute.
+comparison, the funnel, join cohorts, the customer-type split, customer value and a slice's
+daily series; and the costs recorded per group, channel code or campaign.
+Thin: analytics.dashboard, funnel, cohorts, customers and costs compute.
 
 Every ratio is {"value": "0.1234" or null, "numerator": n, "denominator": d}; null means
 undefined (nothing to divide by), never 0. Operators get only their own groups' numbers
@@ -10,16 +11,17 @@ undefined (nothing to divide by), never 0. Operators get only their own groups' 
 from decimal import ROUND_HALF_UP, Decimal
 
 from drf_spectacular.utils import extend_schema, extend_schema_field
-from rest_framework import serializers
+from rest_framework import serializers, status
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from analytics import cohorts, customers, dashboard
+from analytics import cohorts, costs, customers, dashboard
 from analytics.funnel import funnel
 from analytics.metrics import DailyMean, Period, Ratio
 from analytics.rollups import FIGURES
 from contacts.filters import CustomerType
+from groups.selectors import user_sees_all
 from scrm.roles import RolePermission
 
 VALUE_PLACES = Decimal("0.0001")
@@ -512,3 +514,127 @@ class SeriesApi(APIView):
             mean = DailyMean({day: r[name] for day, r in ratios.items()})
             data[name] = daily_data(mean, with_days=False)
         return Response(SeriesSerializer(data).data)
+
+
+# --- customer value -------------------------------------------------------------------------
+
+
+class RfmCellSerializer(serializers.Serializer):
+    recency = serializers.IntegerField(help_text="quintile, 5 = bought most recently")
+    frequency = serializers.IntegerField(help_text="quintile, 5 = most orders")
+    monetary = serializers.IntegerField(help_text="quintile, 5 = most spent")
+    contacts = serializers.IntegerField()
+    revenue_fen = serializers.IntegerField(help_text="net of refunds, all time up to as_of")
+
+
+class ChannelValueSerializer(serializers.Serializer):
+    channel_id = serializers.IntegerField(
+        allow_null=True, help_text="null: customers with no source channel"
+    )
+    name = serializers.CharField()
+    contacts = serializers.IntegerField()
+    revenue_fen = serializers.IntegerField()
+    cost_fen = serializers.CharField(help_text="all cost recorded against the channel (fen)")
+    acquisition_cost_fen = RatioSerializer(help_text="cost ÷ customers it brought")
+    lifetime_value_fen = RatioSerializer(help_text="(revenue − cost) ÷ customers it brought")
+
+
+class CustomerValueSerializer(serializers.Serializer):
+    as_of = serializers.DateTimeField()
+    rfm = RfmCellSerializer(many=True)
+    channels = ChannelValueSerializer(many=True)
+
+
+class CustomerValueApi(APIView):
+    """客户价值: buyers' RFM layers and lifetime value per source channel, as of the end of a
+    day. Computed over every customer, so managers and analysts only (operators get 403)."""
+
+    permission_classes = [RolePermission]
+
+    @extend_schema(parameters=[CustomerTypesQuerySerializer], responses=CustomerValueSerializer)
+    def get(self, request):
+        if not user_sees_all(request.user):
+            raise PermissionDenied("Customer value covers every customer: managers and analysts.")
+        query = _query(request, CustomerTypesQuerySerializer)
+        day = query.get("last") or dashboard.default_period().last
+        as_of = Period(day, day).end
+        data = {
+            "as_of": as_of,
+            "rfm": [vars(cell) for cell in customers.rfm_layers(now=as_of)],
+            "channels": [
+                {
+                    "channel_id": v.channel_id,
+                    "name": v.name,
+                    "contacts": v.contacts,
+                    "revenue_fen": v.revenue_fen,
+                    "cost_fen": str(v.cost_fen),
+                    "acquisition_cost_fen": ratio_data(v.acquisition_cost_fen),
+                    "lifetime_value_fen": ratio_data(v.lifetime_value_fen),
+                }
+                for v in customers.channel_values(now=as_of)
+            ],
+        }
+        return Response(CustomerValueSerializer(data).data)
+
+
+# --- costs ----------------------------------------------------------------------------------
+
+
+class CostEntrySerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    target_kind = serializers.ChoiceField(choices=list(costs.TARGET_KINDS))
+    target_id = serializers.IntegerField()
+    target_name = serializers.CharField()
+    amount_fen = serializers.IntegerField()
+    first = serializers.DateField()
+    last = serializers.DateField()
+    note = serializers.CharField(allow_blank=True)
+    recorded_by = serializers.CharField(allow_blank=True, help_text="username")
+    recorded_at = serializers.DateTimeField()
+
+
+class CostListSerializer(serializers.Serializer):
+    costs = CostEntrySerializer(many=True)
+
+
+class CostCreateSerializer(serializers.Serializer):
+    target_kind = serializers.ChoiceField(choices=list(costs.TARGET_KINDS))
+    target_id = serializers.IntegerField(
+        help_text="a group, channel code or campaign the login may see (operators: their own "
+        "groups and channel codes; campaigns: managers only)"
+    )
+    amount_fen = serializers.IntegerField(help_text="more than 0, in fen")
+    first = serializers.DateField(help_text="first day of the cost's period (Shanghai)")
+    last = serializers.DateField(help_text="last day; the amount is spread evenly over the days")
+    note = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=costs.NOTE_MAX_LENGTH
+    )
+    key = serializers.CharField(
+        required=False,
+        max_length=100,
+        help_text="Idempotency key: send the same one when retrying, to record the cost once.",
+    )
+
+
+class CostsApi(APIView):
+    """投入: costs recorded against the groups, channel codes and campaigns the login may see,
+    newest first; POST records one. Recorded costs cannot be edited or deleted (the event log
+    is append-only). Analysts read only."""
+
+    permission_classes = [RolePermission]
+
+    @extend_schema(responses=CostListSerializer)
+    def get(self, request):
+        entries = [vars(e) for e in costs.costs_visible_to(request.user)]
+        return Response(CostListSerializer({"costs": entries}).data)
+
+    @extend_schema(request=CostCreateSerializer, responses={201: CostEntrySerializer})
+    def post(self, request):
+        params = CostCreateSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        try:
+            event = costs.cost_record(user=request.user, **params.validated_data)
+        except costs.CostError as exc:
+            raise serializers.ValidationError({exc.field: [str(exc)]}) from None
+        [entry] = costs.cost_entries([event])
+        return Response(CostEntrySerializer(vars(entry)).data, status=status.HTTP_201_CREATED)

@@ -15,5 +15,11 @@ urlpatterns = [
         api.CustomerTypesApi.as_view(),
         name="api-analytics-customer-types",
     ),
+    path(
+        "analytics/customer-value/",
+        api.CustomerValueApi.as_view(),
+        name="api-analytics-customer-value",
+    ),
     path("analytics/series/", api.SeriesApi.as_view(), name="api-analytics-series"),
+    path("analytics/costs/", api.CostsApi.as_view(), name="api-analytics-costs"),
 ]

@@ -1,18 +1,26 @@
-"""The 数据 (analytics) pages: overview, group and channel comparison, cohorts, customer types
-and the funnel, each for a date range, each table downloadable as CSV or XLSX.
+"""The 数据 (analytics) pages: overview, group and channel comparison, cohorts, customer types,
+the funnel and customer value, each for a date range, each table downloadable as CSV or XLSX;
+and the costs (投入) entered per group, channel code or campaign.
 
-Thin: analytics.dashboard (and funnel, cohorts, customers) compute, these views lay the
+Thin: analytics.dashboard (and funnel, cohorts, customers, costs) compute, these views lay the
 numbers out as `Table`s and chart specs. The same Table is rendered and exported.
 """
 
+import uuid
+from decimal import Decimal
+
 from django import forms
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseBadRequest
+from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from django.views.generic import TemplateView
 
-from analytics import cohorts, customers, dashboard
+from analytics import cohorts, costs, customers, dashboard
 from analytics.dashboard import (
     as_daily_number,
     as_daily_percent,
@@ -24,9 +32,10 @@ from analytics.dashboard import (
 )
 from analytics.exports import FORMATS, Cell, Column, Table, table_download
 from analytics.funnel import funnel
-from analytics.metrics import Period
+from analytics.metrics import Period, Ratio
 from groups.models import Group
-from scrm.roles import RoleRequiredMixin
+from groups.selectors import user_sees_all
+from scrm.roles import RoleRequiredMixin, can_write
 
 
 class RangeForm(forms.Form):
@@ -540,3 +549,244 @@ class FunnelPage(AnalyticsPage):
             "data": [{"name": step.label, "value": step.count} for step in steps],
         }
         return [table], {"charts": {"funnel": chart}}
+
+
+# --- customer value -------------------------------------------------------------------------
+
+
+class CustomerValuePage(AnalyticsPage):
+    section = "value"
+    title = _("Customer value")
+
+    def get(self, request, *args, **kwargs):
+        # RFM layers and lifetime value are computed over every customer (analytics.customers
+        # takes no login), so only the roles that see every customer may read them.
+        if not user_sees_all(request.user):
+            raise PermissionDenied("Customer value covers every customer: managers and analysts.")
+        return super().get(request, *args, **kwargs)
+
+    def build(self):
+        now = self.period.end
+        rfm, rfm_chart = _rfm_table(customers.rfm_layers(now=now))
+        channels, channel_chart = _channel_value_table(customers.channel_values(now=now))
+        charts = {"rfm": rfm_chart, "channels": channel_chart}
+        return [rfm, channels], {"charts": {k: v for k, v in charts.items() if v}}
+
+
+def _rfm_table(layers: list) -> tuple[Table, dict | None]:
+    """Each RFM cell as customers.rfm_layers counts it, and a recency × frequency grid."""
+    table = Table(
+        key="rfm",
+        title=gettext("RFM layers of buyers"),
+        columns=[
+            Column("recency", gettext("Recency (5: most recent)")),
+            Column("frequency", gettext("Frequency (5: most orders)")),
+            Column("monetary", gettext("Money (5: most spent)")),
+            Column("customers", gettext("Buyers")),
+            Column("share", gettext("Share of buyers")),
+            Column("revenue", gettext("Revenue")),
+        ],
+    )
+    if not layers:
+        return table, None
+    buyers = sum(cell.contacts for cell in layers)
+    grid: dict[tuple[int, int], int] = {}
+    for cell in layers:
+        table.rows.append(
+            [
+                Cell(cell.recency),
+                Cell(cell.frequency),
+                Cell(cell.monetary),
+                Cell(cell.contacts),
+                Cell(as_percent(Ratio(cell.contacts, buyers))),
+                Cell(as_yuan(cell.revenue_fen)),
+            ]
+        )
+        # Money summed away: the usual R × F grid, the most valuable top right.
+        spot = (cell.frequency - 1, 5 - cell.recency)
+        grid[spot] = grid.get(spot, 0) + cell.contacts
+    chart = {
+        "type": "heatmap",
+        "x": [gettext("F %(n)d") % {"n": n} for n in range(1, 6)],
+        "y": [gettext("R %(n)d") % {"n": n} for n in range(5, 0, -1)],
+        "data": [[x, y, n] for (x, y), n in sorted(grid.items())],
+    }
+    return table, chart
+
+
+def _channel_value_table(values: list) -> tuple[Table, dict | None]:
+    """Lifetime value per source channel (customers.channel_values), and a bar per channel."""
+    table = Table(
+        key="channels",
+        title=gettext("Lifetime value by source channel"),
+        columns=[
+            Column("channel", gettext("Source channel"), numeric=False),
+            Column("contacts", gettext("Customers")),
+            Column("revenue", gettext("Revenue")),
+            Column("cost", gettext("Recorded cost")),
+            Column("acquisition_cost", gettext("Acquisition cost per customer")),
+            Column("lifetime_value", gettext("Lifetime value per customer")),
+        ],
+    )
+    if not values:
+        return table, None
+    for v in values:
+        name = v.name if v.channel_id is not None else gettext("No source channel")
+        table.rows.append(
+            [
+                Cell(name),
+                Cell(v.contacts),
+                Cell(as_yuan(v.revenue_fen)),
+                Cell(as_yuan(v.cost_fen)),
+                Cell(as_order_value(v.acquisition_cost_fen)),
+                Cell(as_order_value(v.lifetime_value_fen)),
+            ]
+        )
+    chart = {
+        "type": "bar",
+        "categories": [row[0].text for row in table.rows],
+        "series": [
+            {
+                "name": gettext("Lifetime value per customer (yuan)"),
+                "data": [_yuan_number(v.lifetime_value_fen.value) for v in values],
+            }
+        ],
+    }
+    return table, chart
+
+
+def _yuan_number(fen) -> float | None:
+    return None if fen is None else _number(Decimal(fen) / 100)
+
+
+# --- costs ----------------------------------------------------------------------------------
+
+TARGET_LABELS = {
+    "group": _("Groups"),
+    "channel": _("Channel codes"),
+    "campaign": _("Campaigns"),
+}
+TARGET_KIND_LABELS = {
+    "group": _("Group"),
+    "channel": _("Channel code"),
+    "campaign": _("Campaign"),
+}
+# The service's field names as this form calls them.
+COST_FORM_FIELDS = {"target_kind": "target", "target_id": "target", "amount_fen": "amount"}
+
+
+class CostForm(forms.Form):
+    target = forms.ChoiceField(label=_("Cost of"))
+    amount = forms.DecimalField(
+        label=_("Amount (yuan)"),
+        max_digits=12,
+        decimal_places=2,
+        help_text=_("Spread evenly over the days from the first to the last."),
+    )
+    first = forms.DateField(label=_("From"), widget=forms.DateInput(attrs={"type": "date"}))
+    last = forms.DateField(label=_("To"), widget=forms.DateInput(attrs={"type": "date"}))
+    note = forms.CharField(label=_("Note"), required=False, max_length=costs.NOTE_MAX_LENGTH)
+    # Set when the form is shown: submitting it twice records the cost once.
+    key = forms.CharField(widget=forms.HiddenInput, required=False)
+
+    def __init__(self, *args, targets: dict, **kwargs):
+        super().__init__(*args, **kwargs)
+        choices = [("", "---------")]
+        for kind, queryset in targets.items():
+            options = [
+                (f"{kind}:{target.pk}", costs.target_name(kind, target))
+                for target in queryset.order_by("name", "pk")
+            ]
+            if options:
+                choices.append((str(TARGET_LABELS[kind]), options))
+        self.fields["target"].choices = choices
+        self.has_targets = len(choices) > 1
+
+
+class CostsPage(RoleRequiredMixin, TemplateView):
+    """投入: the costs recorded against the groups, channel codes and campaigns the login may
+    see, newest first (downloadable), and a form to record one."""
+
+    template_name = "analytics/costs.html"
+
+    def get(self, request, *args, **kwargs):
+        table = self._table()
+        fmt = request.GET.get("format")
+        if fmt:
+            if fmt not in FORMATS or request.GET.get("table", table.key) != table.key:
+                raise Http404("no such table or format")
+            today = timezone.localdate()
+            return table_download(table, fmt=fmt, filename=f"costs-{today}")
+        return self._render(self._form(initial={"key": uuid.uuid4().hex}), table)
+
+    def post(self, request, *args, **kwargs):
+        form = self._form(data=request.POST)
+        if form.is_valid():
+            data = form.cleaned_data
+            kind, _sep, target_id = data["target"].partition(":")
+            try:
+                costs.cost_record(
+                    target_kind=kind,
+                    target_id=int(target_id),
+                    amount_fen=int(data["amount"] * 100),
+                    first=data["first"],
+                    last=data["last"],
+                    note=data["note"],
+                    user=request.user,
+                    key=data["key"] or None,
+                )
+            except costs.CostError as exc:
+                form.add_error(COST_FORM_FIELDS.get(exc.field, exc.field), str(exc))
+            else:
+                messages.success(request, gettext("Cost recorded."))
+                return redirect("analytics:costs")
+        return self._render(form, self._table())
+
+    def _form(self, **kwargs) -> CostForm | None:
+        if not can_write(self.request.user):
+            return None
+        return CostForm(targets=costs.cost_targets(self.request.user), **kwargs)
+
+    def _table(self) -> Table:
+        table = Table(
+            key="costs",
+            title=gettext("Recorded costs"),
+            columns=[
+                Column("recorded_at", gettext("Recorded at"), numeric=False),
+                Column("target", gettext("Cost of"), numeric=False),
+                Column("kind", gettext("Kind"), numeric=False),
+                Column("first", gettext("From"), numeric=False),
+                Column("last", gettext("To"), numeric=False),
+                Column("amount", gettext("Amount")),
+                Column("note", gettext("Note"), numeric=False),
+                Column("recorded_by", gettext("Recorded by"), numeric=False),
+            ],
+        )
+        for entry in costs.costs_visible_to(self.request.user):
+            table.rows.append(
+                [
+                    Cell(timezone.localtime(entry.recorded_at).strftime("%Y-%m-%d %H:%M")),
+                    Cell(entry.target_name),
+                    Cell(str(TARGET_KIND_LABELS.get(entry.target_kind, entry.target_kind))),
+                    Cell(entry.first.isoformat()),
+                    Cell(entry.last.isoformat()),
+                    Cell(as_yuan(entry.amount_fen)),
+                    Cell(entry.note),
+                    Cell(entry.recorded_by),
+                ]
+            )
+        table.csv_url = f"{self.request.path}?format=csv&table={table.key}"
+        table.xlsx_url = f"{self.request.path}?format=xlsx&table={table.key}"
+        return table
+
+    def _render(self, form: CostForm | None, table: Table):
+        return self.render_to_response(
+            self.get_context_data(
+                active_nav="analytics",
+                section="costs",
+                page_title=gettext("Costs"),
+                cost_form=form,
+                shown_max=costs.COSTS_SHOWN,
+                tables=[table],
+            )
+        )

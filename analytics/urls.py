@@ -11,5 +11,7 @@ urlpatterns = [
     path("channels/", pages.ChannelComparisonPage.as_view(), name="channels"),
     path("cohorts/", pages.CohortPage.as_view(), name="cohorts"),
     path("customers/", pages.CustomerTypesPage.as_view(), name="customers"),
+    path("value/", pages.CustomerValuePage.as_view(), name="value"),
     path("funnel/", pages.FunnelPage.as_view(), name="funnel"),
+    path("costs/", pages.CostsPage.as_view(), name="costs"),
 ]
