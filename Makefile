@@ -53,3 +53,9 @@ bench-contacts: install
 .PHONY: bench-sop
 bench-sop: install
 	$(WITH_SERVERS) $(PY) tests/bench/bench_sop.py $(BENCH_ARGS)
+
+# Lifecycle analytics on the --scale demo data (load it first: `manage.py demo_data --scale`):
+# overview, group page, cohort triangle, type split, beside DuckDB computing the same overview.
+.PHONY: bench-analytics
+bench-analytics: install
+	$(WITH_SERVERS) $(PY) tests/bench/bench_analytics.py $(BENCH_ARGS)
