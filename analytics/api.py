@@ -237,11 +237,29 @@ class CohortRowSerializer(serializers.Serializer):
     )
 
 
+class LifecycleWeekSerializer(serializers.Serializer):
+    week = serializers.DateField(help_text="the week's Monday")
+    new = serializers.IntegerField(help_text="customers first added to a staff member that week")
+    returning = serializers.IntegerField(help_text="active that week and the week before")
+    resurrected = serializers.IntegerField(
+        help_text="active that week, not the week before, but some week earlier"
+    )
+    dormant = serializers.IntegerField(help_text="active the week before, not that week")
+
+
 class CohortsSerializer(serializers.Serializer):
     period = PeriodSerializer()
     unit = serializers.ChoiceField(choices=list(cohorts.UNITS))
     horizon = serializers.IntegerField()
     cohorts = CohortRowSerializer(many=True)
+    lifecycle_weeks = LifecycleWeekSerializer(
+        many=True,
+        allow_null=True,
+        help_text=(
+            "every customer's lifecycle state per Monday-to-Sunday week of the range "
+            "(active: spoke or ordered); null for operators, as it covers every customer"
+        ),
+    )
 
 
 class ThresholdsSerializer(serializers.Serializer):
@@ -422,7 +440,8 @@ class FunnelApi(APIView):
 
 class CohortsApi(APIView):
     """留存队列: join-cohort retention as a triangle, by week or day of first joining the
-    groups the login may see (an operator: their own)."""
+    groups the login may see (an operator: their own); and, for managers and analysts, every
+    customer's lifecycle state week by week."""
 
     permission_classes = [RolePermission]
 
@@ -449,6 +468,12 @@ class CohortsApi(APIView):
                 }
                 for row in rows
             ],
+            # lifecycle_weeks counts every customer, not the login's groups.
+            "lifecycle_weeks": (
+                [vars(w) for w in cohorts.lifecycle_weeks(first=period.first, last=period.last)]
+                if user_sees_all(request.user)
+                else None
+            ),
         }
         return Response(CohortsSerializer(data).data)
 

@@ -444,8 +444,22 @@ class CohortPage(AnalyticsPage):
             ]
             + [Column(f"n{n}", label) for n, label in zip(offsets, labels, strict=True)],
         )
+        tables, extra = [table], {"charts": {}}
+        # lifecycle_weeks counts every customer, not the login's groups: managers and analysts.
+        if user_sees_all(self.request.user):
+            lifecycle, lifecycle_chart = _lifecycle_table(
+                cohorts.lifecycle_weeks(first=self.period.first, last=self.period.last)
+            )
+            tables.append(lifecycle)
+            if lifecycle_chart:
+                extra["charts"]["lifecycle"] = lifecycle_chart
+        else:
+            extra["lifecycle_note"] = gettext(
+                "The customers' lifecycle week by week covers every customer, "
+                "so only managers and analysts see it."
+            )
         if not any(row.size for row in rows):
-            return [table], {"charts": {}}
+            return tables, extra
         cells = []
         for y, row in enumerate(rows):
             table.rows.append(
@@ -462,7 +476,36 @@ class CohortPage(AnalyticsPage):
             "data": cells,
             "percent": True,
         }
-        return [table], {"charts": {"cohorts": chart}}
+        extra["charts"]["cohorts"] = chart
+        return tables, extra
+
+
+def _lifecycle_table(weeks: list[cohorts.WeekStates]) -> tuple[Table, dict | None]:
+    """cohorts.lifecycle_weeks as a table, a row per Monday-week, and a bar per state."""
+    states = [
+        ("new", gettext("New")),
+        ("returning", gettext("Returning")),
+        ("resurrected", gettext("Resurrected")),
+        ("dormant", gettext("Dormant")),
+    ]
+    table = Table(
+        key="lifecycle",
+        title=gettext("Customers' lifecycle week by week"),
+        columns=[Column("week", gettext("Week (from Monday)"), numeric=False)]
+        + [Column(key, label) for key, label in states],
+    )
+    if not any(getattr(w, key) for w in weeks for key, _label in states):
+        return table, None
+    for w in weeks:
+        table.rows.append([Cell(w.week.isoformat())] + [Cell(getattr(w, k)) for k, _l in states])
+    chart = {
+        "type": "bar",
+        "categories": [w.week.isoformat() for w in weeks],
+        "series": [
+            {"name": label, "data": [getattr(w, key) for w in weeks]} for key, label in states
+        ],
+    }
+    return table, chart
 
 
 # --- customer types -------------------------------------------------------------------------
