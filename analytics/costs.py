@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _t
 
 from analytics.events import record
 from analytics.models import Event, EventType
-from campaigns.models import Campaign
+from campaigns.models import Campaign, Cost
 from contacts.models import ChannelCode
 from groups.models import Group
 from groups.selectors import channel_codes_visible_to, groups_visible_to, user_sees_all, user_staff
@@ -96,20 +97,29 @@ def cost_record(
             _t("A note is at most %(max)d characters.") % {"max": NOTE_MAX_LENGTH}, field="note"
         )
     staff = user_staff(user)
-    event, _created = record(
-        type=EventType.COST_RECORDED,
-        occurred_at=timezone.now(),
-        key=f"cost:{user.pk}:{key or uuid.uuid4()}",
-        staff=staff.pk if staff else None,
-        amount=amount_fen,
-        payload={
-            "period_start": first.isoformat(),
-            "period_end": last.isoformat(),
-            "note": note,
-            "recorded_by": user.pk,
-        },
-        **{target_kind: target.pk},
-    )
+    with transaction.atomic():
+        event, created = record(
+            type=EventType.COST_RECORDED,
+            occurred_at=timezone.now(),
+            key=f"cost:{user.pk}:{key or uuid.uuid4()}",
+            staff=staff.pk if staff else None,
+            amount=amount_fen,
+            payload={
+                "period_start": first.isoformat(),
+                "period_end": last.isoformat(),
+                "note": note,
+                "recorded_by": user.pk,
+            },
+            **{target_kind: target.pk},
+        )
+        if created:  # the campaigns' cost ledger keeps the same entry
+            Cost.objects.create(
+                amount_fen=amount_fen,
+                period_start=first,
+                period_end=last,
+                note=note,
+                **{target_kind: target},
+            )
     return event
 
 

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.test import Client
 
 from analytics.models import Event, EventType
-from campaigns.models import Campaign
+from campaigns.models import Campaign, Cost
 from tests.analytics.test_analytics_pages import RANGE, build_cast, login, page, shown_table
 
 pytestmark = pytest.mark.django_db
@@ -123,6 +123,8 @@ def test_submitting_the_same_form_twice_records_the_cost_once(cast):
         assert client.post("/analytics/costs/", data).status_code == 302
 
     assert costs_written() == 1
+    # The campaigns' cost ledger has the one entry too.
+    assert list(Cost.objects.values_list("campaign", "amount_fen")) == [(cast.campaign.pk, 3_000)]
     [row] = shown_table(page(client, "/analytics/costs/"), "costs").rows
     assert row[1:3] == ["双十一拼团", "Campaign"]
 
