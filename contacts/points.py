@@ -178,6 +178,18 @@ def points_spend(
     return entry
 
 
+def points_award(
+    contact: Contact, *, points: int, key: str, occurred_at: datetime, note: str = ""
+) -> PointsEntry:
+    """Credit a campaign reward; the same key credits once."""
+    if points <= 0:
+        raise PointsError("points to award must be a positive number")
+    entry, _ = _change(
+        contact, delta=points, reason=Reason.REWARD, key=key, occurred_at=occurred_at, note=note
+    )
+    return entry
+
+
 def points_adjust(
     contact: Contact,
     *,

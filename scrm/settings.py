@@ -253,6 +253,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "sop.tasks.follow_up",
         "schedule": 300.0,
     },
+    # Every minute: campaigns start and end on time; invites, group-buys, coupons time out.
+    "campaigns-tick": {
+        "task": "campaigns.tasks.tick",
+        "schedule": 60.0,
+    },
     # Every 5 minutes: the daily rollups catch up with new events (today and yesterday always).
     "analytics-rollups-refresh": {
         "task": "analytics.tasks.rollups_refresh",

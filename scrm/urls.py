@@ -20,6 +20,8 @@ urlpatterns = [
     path("groups/", include("groups.urls")),
     path("sop/", include("sop.urls")),
     path("analytics/", include("analytics.urls")),
+    # Customer-facing campaign pages: a signed token instead of a login.
+    path("c/", include("campaigns.landing_urls")),
     path("api/", include("contacts.api_urls")),
     path("api/", include("groups.api_urls")),
     path("api/", include("sop.api_urls")),

@@ -1,0 +1,22 @@
+"""Celery tasks of the campaign engine. Thin: the rules live in the services and types."""
+
+from importlib import import_module
+
+from celery import shared_task
+
+from campaigns import services
+from campaigns.types import TYPE_MODULES
+
+
+@shared_task
+def tick() -> dict:
+    """Every minute: campaigns start and end by the clock, and each type module's timed
+    work (`timed_work()`: invites whose window passed, group-buys past their deadline,
+    coupons expiring) runs. Every step is idempotent."""
+    started, ended = services.campaigns_tick()
+    done = {"started": started, "ended": ended}
+    for name in sorted(set(TYPE_MODULES.values())):
+        timed = getattr(import_module(name), "timed_work", None)
+        if timed is not None:
+            done[name] = timed()
+    return done
