@@ -120,7 +120,7 @@ def audience(campaign: Campaign):
     tiers = list(campaign.audience_tiers.values_list("pk", flat=True))
     groups = list(campaign.audience_groups.values_list("pk", flat=True))
     if tags:
-        contacts = contacts.filter(tags__tag__in=tags)
+        contacts = contacts.filter(contact_tags__tag__in=tags)
     if tiers:
         contacts = contacts.filter(tier__in=tiers)
     if groups:
@@ -144,7 +144,8 @@ def reject(campaign: Campaign, contact: Contact | None, reason: str, detail: str
 
 
 def refuse(campaign: Campaign, contact: Contact | None, reason: str, detail: str = ""):
-    """Record a rejection and raise it."""
+    """Record a rejection and raise it. Not inside a transaction the exception will roll
+    back (the record would go with it): decide inside, refuse after."""
     raise CampaignRefused(reject(campaign, contact, reason, detail))
 
 
@@ -235,31 +236,35 @@ def reward(
         if existing := Reward.objects.filter(key=key).first():
             return existing
         budget = campaign.budget_fen
-        if kind != Reward.Kind.POINTS and budget and money_spent(campaign) + amount > budget:
-            refuse(campaign, contact, Reason.BUDGET_SPENT, f"{kind} {amount}")
-        given = Reward.objects.create(
-            campaign=campaign,
-            contact=contact,
-            kind=kind,
-            amount=amount,
-            description=description[:100],
-            coupon=coupon,
-            key=key,
+        over_budget = (
+            kind != Reward.Kind.POINTS and budget > 0 and money_spent(campaign) + amount > budget
         )
-        if kind == Reward.Kind.POINTS:
-            points_award(contact, points=amount, key=key, occurred_at=now, note=campaign.name)
-        Participation.objects.filter(
-            campaign=campaign, contact=contact, state=Participation.State.COMPLETED
-        ).update(state=Participation.State.REWARDED, rewarded_at=now)
-        record(
-            type=EventType.CAMPAIGN_REWARDED,
-            occurred_at=now,
-            key=key,
-            contact=contact,
-            campaign=campaign,
-            amount=amount,
-            payload={"kind": kind, "reward": given.pk},
-        )
+        if not over_budget:
+            given = Reward.objects.create(
+                campaign=campaign,
+                contact=contact,
+                kind=kind,
+                amount=amount,
+                description=description[:100],
+                coupon=coupon,
+                key=key,
+            )
+            if kind == Reward.Kind.POINTS:
+                points_award(contact, points=amount, key=key, occurred_at=now, note=campaign.name)
+            Participation.objects.filter(
+                campaign=campaign, contact=contact, state=Participation.State.COMPLETED
+            ).update(state=Participation.State.REWARDED, rewarded_at=now)
+            record(
+                type=EventType.CAMPAIGN_REWARDED,
+                occurred_at=now,
+                key=key,
+                contact=contact,
+                campaign=campaign,
+                amount=amount,
+                payload={"kind": kind, "reward": given.pk},
+            )
+    if over_budget:  # recorded after the transaction, which raising inside would roll back
+        refuse(campaign, contact, Reason.BUDGET_SPENT, f"{kind} {amount}")
     return given
 
 
