@@ -1,0 +1,61 @@
+"""Browser tests: Playwright (the PyPI package) driving Debian's Chromium against the app on
+a live server with the test database.
+
+No browser is ever downloaded: the tests use /usr/bin/chromium (or CHROMIUM_PATH). Without
+it they are skipped, unless SCRM_BROWSER_TESTS=required (what .ci/run sets), when a missing
+browser fails the run instead. Each journey saves a screenshot under .data/screenshots/.
+"""
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+# Playwright's sync API runs an event loop in this thread; the ORM calls a test makes between
+# browser steps are still plain synchronous ones.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
+REQUIRED = os.environ.get("SCRM_BROWSER_TESTS") == "required"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / ".data" / "screenshots"
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    if not Path(CHROMIUM).exists():
+        message = f"no Chromium at {CHROMIUM} (apt-get install chromium)"
+        if REQUIRED:
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(chromium, live_server):
+    """A fresh browser context (no cookies) on a laptop-sized screen, Chinese first."""
+    context = chromium.new_context(
+        viewport={"width": 1366, "height": 800}, locale="zh-CN", base_url=live_server.url
+    )
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def screenshot(page, request):
+    """screenshot(name): save the page as .data/screenshots/<test>-<name>.png."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+
+    def take(name: str) -> Path:
+        path = SCREENSHOTS / f"{request.node.name}-{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+    return take
