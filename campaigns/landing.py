@@ -30,16 +30,18 @@ def _resolve(token: str) -> tuple[Campaign, Contact]:
 
 def landing(request, token: str):
     campaign, contact = _resolve(token)
-    # Opening the page is being reached, once a day per customer.
+    # Opening the page is being reached, once a day per customer; not when a logged-in
+    # operator previews a customer's page.
     now = timezone.now()
-    record(
-        type=EventType.CAMPAIGN_REACHED,
-        occurred_at=now,
-        key=f"campaign:{campaign.pk}:reached:{contact.pk}:{timezone.localdate(now)}",
-        contact=contact,
-        campaign=campaign,
-        payload={"via": "landing"},
-    )
+    if not request.user.is_authenticated:
+        record(
+            type=EventType.CAMPAIGN_REACHED,
+            occurred_at=now,
+            key=f"campaign:{campaign.pk}:reached:{contact.pk}:{timezone.localdate(now)}",
+            contact=contact,
+            campaign=campaign,
+            payload={"via": "landing"},
+        )
     context = {
         "campaign": campaign,
         "contact": contact,

@@ -18,6 +18,9 @@ def contact_added(message: CallbackMessage) -> None:
         occurred_at=message.occurred_at,
         key=message.key,
     )
+    from campaigns.fission import arrival  # campaigns sits above contacts: imported late
+
+    arrival(message.get("State"), follow.contact, at=message.occurred_at)  # share-link referrals
     welcome_code = message.get("WelcomeCode")
     # After commit, and as separate tasks: the welcome has a 20 s window and must not wait
     # for (or fail with) the profile fetch.

@@ -20,6 +20,7 @@ urlpatterns = [
     path("groups/", include("groups.urls")),
     path("sop/", include("sop.urls")),
     path("analytics/", include("analytics.urls")),
+    path("campaigns/", include("campaigns.urls")),
     # Customer-facing campaign pages: a signed token instead of a login.
     path("c/", include("campaigns.landing_urls")),
     path("api/", include("contacts.api_urls")),
@@ -27,6 +28,7 @@ urlpatterns = [
     path("api/", include("sop.api_urls")),
     path("api/", include("contacts.loyalty_api")),
     path("api/", include("analytics.api_urls")),
+    path("api/", include("campaigns.api_urls")),
     path("io/", include("contacts.io_urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),

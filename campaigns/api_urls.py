@@ -1,0 +1,9 @@
+"""REST API of the operators' campaign section (DRF router), mounted under /api/."""
+
+from rest_framework.routers import DefaultRouter
+
+from campaigns import api
+
+router = DefaultRouter()
+router.register("campaigns", api.CampaignViewSet, basename="campaign")
+urlpatterns = router.urls
