@@ -25,6 +25,7 @@ from campaigns.models import (
     Vote,
 )
 from campaigns.offers import coupon_reward
+from campaigns.rules import reward_check, shanghai_day, whole
 from contacts.exports import fen_as_yuan
 from contacts.models import Contact
 from contacts.points import points_award
@@ -39,72 +40,27 @@ ENTRY_CONTENT_MAX = 5000
 ENTRIES_SHOWN = 100
 
 
-def _day(now: datetime) -> date:
-    return timezone.localtime(now, SHANGHAI).date()
-
-
-def _join(campaign: Campaign, contact: Contact, now: datetime) -> Participation:
-    """Take part, refusing (with the reason recorded) when the campaign is not running.
-    `participate` alone returns an existing participation even after the end."""
-    if not services.is_running(campaign, now):
-        services.refuse(campaign, contact, Reason.NOT_RUNNING)
-    return services.participate(campaign, contact, now=now)
-
-
 # --- rules ------------------------------------------------------------------------------------
-
-
-def _whole(rules: dict, name: str, errors: dict, *, minimum: int, required: bool = True):
-    """The rule `name` as a whole number >= minimum; a message under its name otherwise."""
-    value = rules.get(name)
-    if value is None:
-        if required:
-            errors[name] = _("%(rule)s is required.") % {"rule": name}
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        errors[name] = _("%(rule)s must be a whole number of at least %(minimum)s.") % {
-            "rule": name,
-            "minimum": minimum,
-        }
-        return None
-    return value
-
-
-def _reward_check(rules: dict, errors: dict) -> None:
-    """`reward` is {"points": n} or {"coupon_batch": id} of an existing batch."""
-    spec = rules.get("reward")
-    if not isinstance(spec, dict) or len(spec) != 1 or not {"points", "coupon_batch"} & set(spec):
-        errors["reward"] = _('reward must be {"points": n} or {"coupon_batch": id}.')
-        return
-    inner: dict = {}
-    if "points" in spec:
-        _whole(spec, "points", inner, minimum=1)
-    else:
-        batch = _whole(spec, "coupon_batch", inner, minimum=1)
-        if batch is not None and not CouponBatch.objects.filter(pk=batch).exists():
-            inner["coupon_batch"] = _("coupon_batch %(id)s does not exist.") % {"id": batch}
-    if inner:
-        errors["reward"] = " ".join(f"reward.{message}" for message in inner.values())
 
 
 def checkin_rules_check(rules: dict) -> None:
     errors: dict = {}
-    _whole(rules, "days_needed", errors, minimum=1)
-    makeups = _whole(rules, "makeups_allowed", errors, minimum=0, required=False)
-    _whole(rules, "makeup_within_days", errors, minimum=1, required=bool(makeups))
-    _whole(rules, "points_per_checkin", errors, minimum=1, required=False)
-    _reward_check(rules, errors)
+    whole(rules, "days_needed", errors, minimum=1)
+    makeups = whole(rules, "makeups_allowed", errors, minimum=0, required=False)
+    whole(rules, "makeup_within_days", errors, minimum=1, required=bool(makeups))
+    whole(rules, "points_per_checkin", errors, minimum=1, required=False)
+    reward_check(rules, errors)
     if errors:
         raise ValidationError(errors)
 
 
 def group_buy_rules_check(rules: dict) -> None:
     errors: dict = {}
-    size = _whole(rules, "size", errors, minimum=2)
+    size = whole(rules, "size", errors, minimum=2)
     if size is not None and size > GROUP_BUY_MAX_SIZE:
         errors["size"] = _("size must be at most %(maximum)s.") % {"maximum": GROUP_BUY_MAX_SIZE}
-    _whole(rules, "hours", errors, minimum=1)
-    _whole(rules, "price_fen", errors, minimum=0)
+    whole(rules, "hours", errors, minimum=1)
+    whole(rules, "price_fen", errors, minimum=0)
     if errors:
         raise ValidationError(errors)
 
@@ -114,8 +70,8 @@ def contest_rules_check(rules: dict) -> None:
     # One vote per person per day is what the Vote table enforces; anything else would lie.
     if rules.get("votes_per_day", 1) != 1:
         errors["votes_per_day"] = _("votes_per_day must be 1.")
-    _whole(rules, "draw_winners", errors, minimum=1)
-    _reward_check(rules, errors)
+    whole(rules, "draw_winners", errors, minimum=1)
+    reward_check(rules, errors)
     if errors:
         raise ValidationError(errors)
 
@@ -176,7 +132,7 @@ def _streak_update(campaign: Campaign, participation: Participation, now: dateti
     """Store the streak as progress; at days_needed, complete and reward (once: the key is
     the participation's). Returns what to tell the customer."""
     contact = participation.contact
-    streak = checkin_streak(_checked_days(campaign, contact), _day(now))
+    streak = checkin_streak(_checked_days(campaign, contact), shanghai_day(now))
     Participation.objects.filter(pk=participation.pk).update(progress=streak)
     needed = campaign.rules["days_needed"]
     if streak < needed:
@@ -204,8 +160,8 @@ def _streak_update(campaign: Campaign, participation: Participation, now: dateti
 def checkin(campaign: Campaign, contact: Contact, data, *, now: datetime | None = None) -> str:
     """Check in for today (Shanghai); once a day, a second time is refused as a duplicate."""
     now = now or timezone.now()
-    participation = _join(campaign, contact, now)
-    today = _day(now)
+    participation = services.take_part(campaign, contact, now=now)
+    today = shanghai_day(now)
     try:
         with transaction.atomic():
             CheckIn.objects.create(campaign=campaign, contact=contact, day=today)
@@ -234,8 +190,8 @@ def makeup(campaign: Campaign, contact: Contact, data, *, now: datetime | None =
     """Fill a missed past day (data "day", YYYY-MM-DD) within makeup_within_days of today,
     at most makeups_allowed times in the campaign."""
     now = now or timezone.now()
-    participation = _join(campaign, contact, now)
-    today = _day(now)
+    participation = services.take_part(campaign, contact, now=now)
+    today = shanghai_day(now)
     try:
         day = date.fromisoformat(str(data.get("day", "")))
     except ValueError:
@@ -275,7 +231,7 @@ def makeup(campaign: Campaign, contact: Contact, data, *, now: datetime | None =
 
 def checkin_context(campaign: Campaign, contact: Contact, now: datetime | None = None) -> dict:
     now = now or timezone.now()
-    today = _day(now)
+    today = shanghai_day(now)
     rules = campaign.rules
     checked = _checked_days(campaign, contact)
     within = rules.get("makeup_within_days", 0)
@@ -316,7 +272,7 @@ def group_buy_open(
 ) -> str:
     """Open a group as its leader (the leader holds the first seat); one open group at a time."""
     now = now or timezone.now()
-    participation = _join(campaign, contact, now)
+    participation = services.take_part(campaign, contact, now=now)
     with transaction.atomic():
         # Serialise this leader's opens, so two taps cannot open two groups.
         Participation.objects.select_for_update().filter(pk=participation.pk).first()
@@ -373,7 +329,7 @@ def group_buy_join(
         return _("group_buy: enter the number of the group to join.")
     if not GroupBuy.objects.filter(pk=group_buy_id, campaign=campaign).exists():
         return _("group_buy: there is no group %(id)s in this campaign.") % {"id": group_buy_id}
-    _join(campaign, contact, now)
+    services.take_part(campaign, contact, now=now)
     refusal = None
     with transaction.atomic():
         group_buy = GroupBuy.objects.select_for_update().get(pk=group_buy_id)
@@ -472,7 +428,7 @@ def contest_enter(
         return _("title: at most 100 characters.")
     if len(content) > ENTRY_CONTENT_MAX:
         return _("content: at most %(n)s characters.") % {"n": ENTRY_CONTENT_MAX}
-    participation = _join(campaign, contact, now)
+    participation = services.take_part(campaign, contact, now=now)
     try:
         with transaction.atomic():
             entry = Entry.objects.create(
@@ -495,10 +451,10 @@ def contest_vote(campaign: Campaign, contact: Contact, data, *, now: datetime | 
     entry = Entry.objects.filter(pk=entry_id, campaign=campaign).first()
     if entry is None:
         return _("entry: there is no entry %(id)s in this contest.") % {"id": entry_id}
-    _join(campaign, contact, now)
+    services.take_part(campaign, contact, now=now)
     if entry.contact_id == contact.pk:
         services.refuse(campaign, contact, Reason.SELF_REFERRAL, f"vote for own entry {entry.pk}")
-    today = _day(now)
+    today = shanghai_day(now)
     try:
         with transaction.atomic():
             Vote.objects.create(entry=entry, campaign=campaign, voter=contact, day=today)
@@ -542,7 +498,7 @@ def contest_draw(campaign: Campaign, *, rng=None, now: datetime | None = None) -
 def contest_context(campaign: Campaign, contact: Contact, now: datetime | None = None) -> dict:
     now = now or timezone.now()
     vote = (
-        Vote.objects.filter(campaign=campaign, voter=contact, day=_day(now))
+        Vote.objects.filter(campaign=campaign, voter=contact, day=shanghai_day(now))
         .select_related("entry")
         .first()
     )

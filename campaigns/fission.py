@@ -34,6 +34,7 @@ from campaigns.models import (
     Participation,
     Reward,
 )
+from campaigns.rules import reward_check, shanghai_day, whole
 from contacts.models import Contact, Follow
 from groups.models import Group, GroupMembership
 
@@ -58,10 +59,6 @@ BASIS_POINTS = 10_000
 MAX_LEVELS = 3
 # Invites decided per campaign per tick: keeps the minute's work cheap; the rest wait.
 DECIDE_BATCH = 500
-
-
-def _day(moment: datetime) -> date:
-    return timezone.localtime(moment, SHANGHAI).date()
 
 
 def _day_start(day: date) -> datetime:
@@ -125,22 +122,6 @@ def share_link(campaign: Campaign, sharer: Contact) -> str:
 # --- rules ------------------------------------------------------------------------------------
 
 
-def _whole(rules: dict, name: str, errors: dict, *, minimum: int, required: bool = True):
-    """The rule `name` as a whole number >= minimum; a message under its name otherwise."""
-    value = rules.get(name)
-    if value is None:
-        if required:
-            errors[name] = _("%(rule)s is required.") % {"rule": name}
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        errors[name] = _("%(rule)s must be a whole number of at least %(minimum)s.") % {
-            "rule": name,
-            "minimum": minimum,
-        }
-        return None
-    return value
-
-
 def _ids(rules: dict, name: str, errors: dict, *, required: bool) -> list[int]:
     value = rules.get(name)
     if value is None:
@@ -160,12 +141,12 @@ def _ids(rules: dict, name: str, errors: dict, *, required: bool) -> list[int]:
 
 def _common_check(rules: dict, errors: dict) -> None:
     """Rules every fission type may carry."""
-    _whole(rules, "window_hours", errors, minimum=0, required=False)
-    _whole(rules, "max_invites_per_day", errors, minimum=1, required=False)
+    whole(rules, "window_hours", errors, minimum=0, required=False)
+    whole(rules, "max_invites_per_day", errors, minimum=1, required=False)
     link = rules.get("contact_link")
     if link is not None and (not isinstance(link, str) or urlsplit(link).scheme != "https"):
         errors["contact_link"] = _("contact_link must be an https link.")
-    content = _whole(rules, "notify_content_id", errors, minimum=1, required=False)
+    content = whole(rules, "notify_content_id", errors, minimum=1, required=False)
     if content is not None:
         from sop.models import ContentItem  # sop sits beside campaigns: imported late
 
@@ -177,23 +158,6 @@ def _common_check(rules: dict, errors: dict) -> None:
         errors["groups"] = _("No such groups: %(ids)s.") % {
             "ids": ", ".join(map(str, sorted(missing)))
         }
-
-
-def _reward_check(rules: dict, errors: dict) -> None:
-    """`reward` is {"points": n} or {"coupon_batch": id} of an existing batch."""
-    spec = rules.get("reward")
-    if not isinstance(spec, dict) or len(spec) != 1 or not {"points", "coupon_batch"} & set(spec):
-        errors["reward"] = _('reward must be {"points": n} or {"coupon_batch": id}.')
-        return
-    inner: dict = {}
-    if "points" in spec:
-        _whole(spec, "points", inner, minimum=1)
-    else:
-        batch = _whole(spec, "coupon_batch", inner, minimum=1)
-        if batch is not None and not CouponBatch.objects.filter(pk=batch).exists():
-            inner["coupon_batch"] = _("coupon_batch %(id)s does not exist.") % {"id": batch}
-    if inner:
-        errors["reward"] = " ".join(f"reward.{message}" for message in inner.values())
 
 
 def _raise(errors: dict) -> None:
@@ -222,9 +186,9 @@ def referral_rules_check(rules: dict) -> None:
 def invite_task_rules_check(rules: dict) -> None:
     errors: dict = {}
     _common_check(rules, errors)
-    _whole(rules, "invites_needed", errors, minimum=1)
-    _whole(rules, "window_hours", errors, minimum=0)
-    _reward_check(rules, errors)
+    whole(rules, "invites_needed", errors, minimum=1)
+    whole(rules, "window_hours", errors, minimum=0)
+    reward_check(rules, errors)
     _raise(errors)
 
 
@@ -233,15 +197,15 @@ def group_fission_rules_check(rules: dict) -> None:
     _common_check(rules, errors)
     if "groups" not in rules:
         errors["groups"] = _("%(rule)s is required.") % {"rule": "groups"}
-    _whole(rules, "cap", errors, minimum=1)
+    whole(rules, "cap", errors, minimum=1)
     _raise(errors)
 
 
 def points_rules_check(rules: dict) -> None:
     errors: dict = {}
     _common_check(rules, errors)
-    _whole(rules, "points_per_share", errors, minimum=1)
-    _whole(rules, "max_shares_per_day", errors, minimum=1)
+    whole(rules, "points_per_share", errors, minimum=1)
+    whole(rules, "max_shares_per_day", errors, minimum=1)
     _raise(errors)
 
 
@@ -344,7 +308,7 @@ def _arrival_refusal(
         return Reason.NOT_NEW, invitee
     cap = campaign.rules.get("max_invites_per_day")
     if cap:
-        start = _day_start(_day(at))
+        start = _day_start(shanghai_day(at))
         today = Invite.objects.filter(
             campaign=campaign,
             inviter=sharer,
@@ -582,7 +546,7 @@ def share(campaign: Campaign, contact: Contact, data=None, *, now: datetime | No
         services.refuse(campaign, contact, Reason.NOT_RUNNING)
     services.participate(campaign, contact, now=now)
     rules = campaign.rules
-    prefix = f"share:{contact.pk}:{_day(now).isoformat()}:"
+    prefix = f"share:{contact.pk}:{shanghai_day(now).isoformat()}:"
     shared = Reward.objects.filter(
         campaign=campaign, key__startswith=f"campaign:{campaign.pk}:{prefix}"
     ).count()
@@ -637,7 +601,7 @@ def landing_context(campaign: Campaign, contact: Contact) -> dict:
             group.join_codes.filter(is_active=True).exclude(qr_url="").first() if group else None
         )
     else:
-        today = _day(timezone.now())
+        today = shanghai_day(timezone.now())
         context["points_per_share"] = campaign.rules.get("points_per_share") or 0
         context["max_shares_per_day"] = campaign.rules.get("max_shares_per_day") or 0
         context["shares_today"] = Reward.objects.filter(

@@ -67,14 +67,6 @@ def _lock(name: str) -> None:
         cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [name])
 
 
-def _take_part(campaign: Campaign, contact: Contact, now: datetime):
-    """Join the campaign, or be refused; `participate` alone lets a past participant through
-    after the end, so the clock is checked here for every action."""
-    if not services.is_running(campaign, now):
-        refuse(campaign, contact, Reason.NOT_RUNNING)
-    return services.participate(campaign, contact, now=now)
-
-
 def _rate_check(campaign: Campaign, contact: Contact) -> None:
     """Refuse a customer who tried more than the campaign's max_attempts_per_minute: every
     claim, draw and refusal of the last minute counts as an attempt."""
@@ -293,7 +285,7 @@ def coupon_claim(campaign: Campaign, contact: Contact, code: str) -> Coupon | No
     """A customer typed a batch's public claim code on the landing page. None when no batch
     of this campaign has that code (recorded, and capped per hour against guessing)."""
     now = timezone.now()
-    _take_part(campaign, contact, now)
+    services.take_part(campaign, contact, now=now)
     _rate_check(campaign, contact)
     since = now - timedelta(hours=1)
     wrong = Rejection.objects.filter(
@@ -390,7 +382,7 @@ def flash_claim(
     key = f"flash:{campaign.pk}:{contact.pk}:{key}"
     if existing := Claim.objects.filter(key=key).first():
         return existing
-    participation = _take_part(campaign, contact, now)
+    participation = services.take_part(campaign, contact, now=now)
     _rate_check(campaign, contact)
     per_contact = campaign.rules.get("per_contact", 1)
     with _refusals_kept():
@@ -428,7 +420,7 @@ def lottery_draw(
     key = f"lottery:{campaign.pk}:{contact.pk}:{key}"
     if existing := Claim.objects.filter(key=key).first():
         return existing
-    participation = _take_part(campaign, contact, now)
+    participation = services.take_part(campaign, contact, now=now)
     _rate_check(campaign, contact)
     rules = campaign.rules
     with _refusals_kept():

@@ -187,6 +187,15 @@ def participate(
     return participation
 
 
+def take_part(campaign: Campaign, contact: Contact, *, now: datetime) -> Participation:
+    """For a customer's action on a type's landing page: refused (recorded) unless the
+    campaign runs now, then `participate` (which alone lets a past participant through after
+    the end)."""
+    if not is_running(campaign, now):
+        refuse(campaign, contact, Reason.NOT_RUNNING)
+    return participate(campaign, contact, now=now)
+
+
 def complete(participation: Participation, *, now: datetime | None = None) -> bool:
     """Mark the task done, once. Returns whether this call completed it."""
     now = now or timezone.now()
