@@ -17,6 +17,7 @@ from django.utils import timezone, translation
 from analytics.events import EventRow, record_many
 from analytics.models import EventType
 from campaigns.models import Campaign, Order
+from campaigns.tasks import orders_settle_after_commit
 from contacts.exports import (
     TableWriter,
     export_file,
@@ -381,8 +382,9 @@ def orders_write(rows: list[OrderRow], *, progress: Progress = _no_progress) -> 
     events = []
     with transaction.atomic():
         progress(total, 2 * total, phase="writing")
+        created = []
         for done, chunk in enumerate(chunks(new, 2_000), 1):
-            Order.objects.bulk_create(
+            created += Order.objects.bulk_create(
                 Order(
                     order_no=r.order_no,
                     contact_id=r.contact_id,
@@ -412,6 +414,8 @@ def orders_write(rows: list[OrderRow], *, progress: Progress = _no_progress) -> 
             events.extend(_order_event(r, EventType.ORDER_REFUNDED, at=now) for r in refunds)
         record_many(events)
         _contacts_refresh_after_commit({r.contact_id for r in rows})
+        # Gifts and commissions on the new paid orders, after the import commits.
+        orders_settle_after_commit([o.pk for o in created if o.status == Order.Status.PAID])
         progress(2 * total, phase="writing")
     return OrdersImported(rows=total, created=len(new), refunded=len(refunds))
 

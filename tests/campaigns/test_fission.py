@@ -417,3 +417,19 @@ def test_the_add_callback_attributes_a_newcomer_to_the_sharer(fake_wecom, live_s
     assert Invite.objects.get(campaign=campaign).invitee == friend
     assert fission.timed_work(timezone.now() + timedelta(minutes=1)) == 1
     assert Participation.objects.get(campaign=campaign, contact=sharer).progress == 1
+
+
+@pytest.mark.django_db
+def test_imported_orders_are_settled_once_after_the_import():
+    from campaigns.tasks import orders_settle
+
+    campaign = running(Campaign.Type.REFERRAL, levels=[1000])
+    a = old_customer(name="A")
+    b, _ = arrive(campaign, a, NOW)
+    order = Order.objects.create(
+        order_no="IMP-1", contact=b, amount_fen=20_000, ordered_at=NOW + timedelta(hours=2)
+    )
+    # What the order import queues once it commits; a retry changes nothing.
+    assert orders_settle([order.pk])["commissions"] == 1
+    assert orders_settle([order.pk])["commissions"] == 1
+    assert list(Commission.objects.values_list("beneficiary", "amount_fen")) == [(a.pk, 2_000)]
