@@ -5,6 +5,7 @@ from decimal import Decimal
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from contacts.models import ChannelCode, Contact
 from groups.models import Group
@@ -160,7 +161,7 @@ class Participation(models.Model):
     """A customer in a campaign: joined, then completed its task, then rewarded."""
 
     class State(models.TextChoices):
-        JOINED = "joined", _("Joined")
+        JOINED = "joined", pgettext_lazy("campaign", "Joined")
         COMPLETED = "completed", _("Completed")
         REWARDED = "rewarded", _("Rewarded")
 
@@ -337,7 +338,7 @@ class GroupBuy(models.Model):
     """A 拼团: opened by a leader, unlocked when `size` people join before the deadline."""
 
     class State(models.TextChoices):
-        OPEN = "open", _("Open")
+        OPEN = "open", pgettext_lazy("group-buy", "Open")
         SUCCEEDED = "succeeded", _("Succeeded")
         FAILED = "failed", _("Failed")
 
@@ -383,7 +384,7 @@ class Entry(models.Model):
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="entries")
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="+")
     title = models.CharField(_("title"), max_length=100)
-    content = models.TextField(_("content"), blank=True)
+    content = models.TextField(pgettext_lazy("contest entry", "content"), blank=True)
     votes = models.PositiveIntegerField(_("votes"), default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 

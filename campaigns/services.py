@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 
 from analytics.events import record
 from analytics.models import EventType
@@ -339,7 +340,7 @@ def campaign_funnel(campaign: Campaign) -> list[FunnelStep]:
     ordered = campaign.orders.filter(status="paid").values("contact").distinct().count()
     return [
         FunnelStep("reached", _("Reached"), reached),
-        FunnelStep("joined", _("Joined"), joined),
+        FunnelStep("joined", pgettext("campaign", "Joined"), joined),
         FunnelStep("completed", _("Completed"), completed),
         FunnelStep("rewarded", _("Rewarded"), rewarded),
         FunnelStep("ordered", _("Ordered"), ordered),
