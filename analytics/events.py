@@ -110,7 +110,23 @@ def record(
         )
         inserted = cursor.fetchone()
     if inserted:
-        return Event.objects.get(pk=inserted[0]), True
+        # The row holds exactly what was just written: no need to read it back.
+        event = Event(
+            id=inserted[0],
+            type=int(type),
+            occurred_at=occurred_at,
+            contact_id=values[2],
+            group_id=values[3],
+            staff_id=values[4],
+            channel_id=values[5],
+            campaign_id=values[6],
+            amount=amount,
+            payload=payload,
+            key=values[-1],
+        )
+        event._state.adding = False
+        event._state.db = connection.alias
+        return event, True
     # The key is taken: by a committed row, or by a concurrent writer whose commit the
     # INSERT above waited for. Either way the row is visible now.
     return Event.objects.get(key=values[-1]), False

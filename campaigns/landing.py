@@ -2,8 +2,12 @@
 (campaigns.tokens) says which campaign and which customer. Minimal and mobile-first; each
 type's template shows its state and the actions the type offers (campaigns.types)."""
 
+from urllib.parse import urlencode
+
+from django.core import signing
 from django.http import Http404, HttpResponseBadRequest
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
@@ -48,7 +52,7 @@ def landing(request, token: str):
         "token": token,
         "running": services.is_running(campaign),
         "actions": list(actions(campaign.type)),
-        "message": request.session.pop("campaign_message", ""),
+        "message": _message_read(request.GET.get("m", "")),
         **type_module(campaign.type).landing_context(campaign, contact),
     }
     return render(request, f"campaigns/landing/{campaign.type}.html", context)
@@ -64,5 +68,19 @@ def landing_act(request, token: str, action: str):
         message = act(campaign, contact, request.POST)
     except services.CampaignRefused as refused:
         message = str(refused)
-    request.session["campaign_message"] = str(message)
-    return redirect("campaigns:landing", token=token)
+    # The outcome rides on the redirect, signed (nobody can make our page say something
+    # else): no session, so a tap writes nothing but its own effect.
+    url = reverse("campaigns:landing", kwargs={"token": token})
+    return redirect(f"{url}?{urlencode({'m': signing.dumps(str(message), salt=MESSAGE_SALT)})}")
+
+
+MESSAGE_SALT = "campaigns.landing.message"
+
+
+def _message_read(signed: str) -> str:
+    if not signed:
+        return ""
+    try:
+        return signing.loads(signed, salt=MESSAGE_SALT, max_age=600)
+    except signing.BadSignature:
+        return ""
