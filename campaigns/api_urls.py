@@ -6,4 +6,6 @@ from campaigns import api
 
 router = DefaultRouter()
 router.register("campaigns", api.CampaignViewSet, basename="campaign")
+# Each type's own endpoints, under the same /api/campaigns/<id>/….
+router.register("campaigns", api.CampaignTypeViewSet, basename="campaign-type")
 urlpatterns = router.urls

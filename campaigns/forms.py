@@ -1,18 +1,20 @@
 """Forms of the operators' campaign pages: the list filters, a campaign's settings, the
-announcement and the landing-link preview."""
+announcement, the landing-link preview, and the type sections' coupon batches, coupon
+issuing and redeeming, and stock."""
 
 from datetime import timedelta
 from decimal import Decimal
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from campaigns import services
-from campaigns.models import Campaign
-from campaigns.selectors import type_available
+from campaigns.models import Campaign, Coupon, CouponBatch, Order, Stock
+from campaigns.selectors import code_clean, coupon_of_campaign, segment_contacts, type_available
 from campaigns.types import rules_check
 from contacts.models import Contact, MemberTier, Staff, Tag
 from contacts.selectors import contacts_visible_to
@@ -275,3 +277,188 @@ class LandingPreviewForm(forms.Form):
         if contact is None:
             raise ValidationError(_("No such customer that you may see."))
         return contact
+
+
+# --- what each type needs beyond the generic settings -----------------------------------------
+
+
+def yuan_field(label, *, minimum: str, help_text="") -> forms.DecimalField:
+    """Money typed in yuan (to the fen), stored in fen by the form's save."""
+    return forms.DecimalField(
+        label=label,
+        min_value=Decimal(minimum),
+        max_digits=14,
+        decimal_places=2,
+        help_text=help_text,
+    )
+
+
+def as_fen(yuan: Decimal) -> int:
+    return int(yuan * FEN_PER_YUAN)
+
+
+def at_least_one(field: forms.Field) -> None:
+    """A count that must be 1 or more (the model only keeps it from going negative)."""
+    field.validators.append(MinValueValidator(1))
+    field.widget.attrs["min"] = 1
+
+
+class _NotEndedMixin:
+    """Stock and coupons are added or issued only while the campaign has not ended."""
+
+    def check_not_ended(self) -> None:
+        if self.campaign.state == Campaign.State.ENDED:
+            raise ValidationError(_("The campaign has ended."))
+
+
+class CouponBatchForm(_NotEndedMixin, forms.ModelForm):
+    """A new coupon batch of the campaign: its value and minimum spend in yuan."""
+
+    value_yuan = yuan_field(_("Value (yuan)"), minimum="0.01")
+    min_spend_yuan = yuan_field(
+        _("Minimum spend (yuan)"), minimum="0", help_text=_("0: any order.")
+    )
+
+    class Meta:
+        model = CouponBatch
+        fields = [
+            "name",
+            "value_yuan",
+            "min_spend_yuan",
+            "stock",
+            "per_contact",
+            "valid_days",
+            "claim_code",
+        ]
+        labels = {"stock": _("Stock")}
+        help_texts = {
+            "stock": _("How many coupons may be issued in all."),
+            "valid_days": _("From the day each coupon is issued."),
+            "claim_code": _("A public code customers type to claim one; blank: issued only."),
+        }
+
+    def __init__(self, *args, campaign: Campaign, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.campaign = campaign
+        self.initial.setdefault("min_spend_yuan", Decimal(0))
+        for name in ("stock", "per_contact", "valid_days"):
+            at_least_one(self.fields[name])
+
+    def clean_claim_code(self) -> str:
+        code = code_clean(self.cleaned_data.get("claim_code", ""))
+        taken = self.campaign.coupon_batches.exclude(claim_code="")
+        if code and any(code_clean(batch.claim_code) == code for batch in taken):
+            raise ValidationError(_("Another batch of this campaign has this claim code."))
+        return code
+
+    def clean(self):
+        data = super().clean()
+        self.check_not_ended()
+        return data
+
+    def save(self, commit=True) -> CouponBatch:
+        batch = super().save(commit=False)
+        batch.campaign = self.campaign
+        batch.value_fen = as_fen(self.cleaned_data["value_yuan"])
+        batch.min_spend_fen = as_fen(self.cleaned_data["min_spend_yuan"])
+        if commit:
+            batch.save()
+        return batch
+
+
+class CouponIssueForm(_NotEndedMixin, forms.Form):
+    """Issue one coupon of a batch to each customer of a segment (offers.coupons_issue_to)."""
+
+    AUDIENCE = "audience"
+    TAG = "tag"
+
+    batch = forms.ModelChoiceField(label=_("Coupon batch"), queryset=CouponBatch.objects.none())
+    segment = forms.ChoiceField(
+        label=_("Issue to"),
+        choices=[(AUDIENCE, _("The campaign's audience")), (TAG, _("Customers with a tag"))],
+        widget=forms.RadioSelect,
+        initial=AUDIENCE,
+    )
+    tag = forms.ModelChoiceField(
+        label=_("Tag"),
+        queryset=Tag.objects.select_related("group").order_by("group__name", "name"),
+        required=False,
+        help_text=_("When issuing to the customers with a tag."),
+    )
+
+    def __init__(self, *args, campaign: Campaign, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.campaign = campaign
+        self.fields["batch"].queryset = campaign.coupon_batches.order_by("pk")
+        self.fields["tag"].label_from_instance = lambda tag: f"{tag.group.name} / {tag.name}"
+
+    def clean(self):
+        data = super().clean()
+        self.check_not_ended()
+        if data.get("segment") == self.TAG and not data.get("tag"):
+            self.add_error("tag", _("Choose the tag whose customers get a coupon."))
+        return data
+
+    def contacts(self):
+        tag = self.cleaned_data["tag"] if self.cleaned_data["segment"] == self.TAG else None
+        return segment_contacts(self.campaign, tag=tag)
+
+
+class CouponRedeemForm(forms.Form):
+    """Use a customer's coupon of this campaign on their order (offers.coupon_redeem)."""
+
+    code = forms.CharField(label=_("Coupon code"), max_length=40)
+    order_no = forms.CharField(label=_("Order number"), max_length=64)
+
+    def __init__(self, *args, campaign: Campaign, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.campaign = campaign
+
+    def clean_code(self) -> Coupon:
+        coupon = coupon_of_campaign(self.campaign, self.cleaned_data["code"])
+        if coupon is None:
+            raise ValidationError(_("No coupon of this campaign has this code."))
+        return coupon
+
+    def clean_order_no(self) -> Order:
+        order = Order.objects.filter(order_no=self.cleaned_data["order_no"].strip()).first()
+        if order is None:
+            raise ValidationError(_("No order has this number."))
+        return order
+
+
+class StockForm(_NotEndedMixin, forms.ModelForm):
+    """A flash-sale item or a lottery prize: all its units remain when added."""
+
+    price_yuan = yuan_field(_("Price (yuan)"), minimum="0")
+
+    class Meta:
+        model = Stock
+        fields = ["name", "price_yuan", "total", "weight"]
+        help_texts = {
+            "weight": _("Relative odds of drawing this prize against the other prizes."),
+        }
+
+    def __init__(self, *args, campaign: Campaign, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.campaign = campaign
+        at_least_one(self.fields["total"])
+        if campaign.type == Campaign.Type.LOTTERY:
+            at_least_one(self.fields["weight"])
+            self.initial.setdefault("weight", 1)
+        else:  # a flash-sale item is bought, not drawn
+            del self.fields["weight"]
+
+    def clean(self):
+        data = super().clean()
+        self.check_not_ended()
+        return data
+
+    def save(self, commit=True) -> Stock:
+        item = super().save(commit=False)
+        item.campaign = self.campaign
+        item.price_fen = as_fen(self.cleaned_data["price_yuan"])
+        item.remaining = item.total
+        if commit:
+            item.save()
+        return item

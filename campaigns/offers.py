@@ -179,7 +179,7 @@ def coupon_code() -> str:
     return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
 
 
-def _code_clean(code: str) -> str:
+def code_clean(code: str) -> str:
     return "".join(code.split()).replace("-", "").upper()
 
 
@@ -293,12 +293,12 @@ def coupon_claim(campaign: Campaign, contact: Contact, code: str) -> Coupon | No
     ).count()
     if wrong >= WRONG_CODES_PER_HOUR:
         refuse(campaign, contact, Reason.RATE_LIMITED, f"{wrong} wrong codes in an hour")
-    typed = _code_clean(code)
+    typed = code_clean(code)
     batch = next(
         (
             b
             for b in campaign.coupon_batches.exclude(claim_code="")
-            if _code_clean(b.claim_code) == typed
+            if code_clean(b.claim_code) == typed
         ),
         None,
     )
@@ -318,7 +318,7 @@ def coupon_redeem(code: str, *, order: Order | None = None, now: datetime | None
     now = now or timezone.now()
     coupon = (
         Coupon.objects.select_related("batch__campaign", "contact")
-        .filter(code=_code_clean(code))
+        .filter(code=code_clean(code))
         .first()
     )
     if coupon is None:

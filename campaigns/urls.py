@@ -12,4 +12,9 @@ urlpatterns = [
     path("<int:pk>/edit/", views.CampaignEditView.as_view(), name="edit"),
     path("<int:pk>/move/", views.CampaignMoveView.as_view(), name="move"),
     path("<int:pk>/announce/", views.CampaignAnnounceView.as_view(), name="announce"),
+    path("<int:pk>/coupon-batches/", views.CouponBatchCreateView.as_view(), name="batch_create"),
+    path("<int:pk>/coupons/issue/", views.CouponIssueView.as_view(), name="coupon_issue"),
+    path("<int:pk>/coupons/redeem/", views.CouponRedeemView.as_view(), name="coupon_redeem"),
+    path("<int:pk>/stock/", views.StockAddView.as_view(), name="stock_add"),
+    path("<int:pk>/draw/", views.ContestDrawView.as_view(), name="contest_draw"),
 ]

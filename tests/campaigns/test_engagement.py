@@ -9,7 +9,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection
 from django.test import Client
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from analytics.models import Event, EventType
 from campaigns import engagement
@@ -44,6 +44,13 @@ CHECKIN_RULES = {
 }
 GROUP_BUY_RULES = {"size": 3, "hours": 24, "price_fen": 9900}
 CONTEST_RULES = {"votes_per_day": 1, "draw_winners": 2, "reward": {"points": 100}}
+
+
+@pytest.fixture(autouse=True)
+def english():
+    """The messages checked here are the English msgids (the UI is Chinese by default)."""
+    with translation.override("en"):
+        yield
 
 
 def running(campaign_type: str, rules: dict, *, around: datetime = NOW) -> Campaign:
