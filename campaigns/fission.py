@@ -14,6 +14,7 @@ import logging
 from datetime import date, datetime, timedelta
 from urllib.parse import urlsplit
 
+import segno
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Count, F, Q, Sum
@@ -571,8 +572,13 @@ def share(campaign: Campaign, contact: Contact, data=None, *, now: datetime | No
 def _share_context(campaign: Campaign, contact: Contact) -> dict:
     invites = campaign.invites.filter(inviter=contact)
     by_state = dict(invites.values_list("state").annotate(n=Count("pk")))
+    link = share_link(campaign, contact)
     return {
-        "share_link": share_link(campaign, contact),
+        "share_link": link,
+        # The QR code a friend scans from the customer's phone screen or a saved poster.
+        "share_qr": segno.make(link, error="m").svg_inline(scale=5, title=campaign.name)
+        if link
+        else "",
         "invites_counted": by_state.get(Invite.State.COUNTED, 0),
         "invites_pending": by_state.get(Invite.State.PENDING, 0),
         "window_hours": campaign.rules.get("window_hours") or 0,
