@@ -1,13 +1,11 @@
 """Check-in streaks, group-buys and contests: each one's happy path and its abuse cases, the
 landing pages customers tap, and the races that must not oversell seats or votes."""
 
-import threading
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import connection
 from django.test import Client
 from django.utils import timezone, translation
 
@@ -28,6 +26,7 @@ from campaigns.services import CampaignRefused
 from campaigns.tokens import landing_token
 from campaigns.types import rules_check
 from contacts.models import Contact
+from tests.concurrency import race
 from tests.factories import ContactFactory
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -73,28 +72,6 @@ def refused(act, *args, **kwargs) -> str:
 
 def balance(contact: Contact) -> int:
     return Contact.objects.values_list("points_balance", flat=True).get(pk=contact.pk)
-
-
-def race(count: int, act) -> list:
-    """Run `act(n)` in `count` threads at once, each on its own database connection."""
-    start = threading.Barrier(count)
-    outcomes: list = [None] * count
-
-    def run(n: int) -> None:
-        try:
-            start.wait()
-            outcomes[n] = act(n)
-        except Exception as exc:  # the outcome under test
-            outcomes[n] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(n,)) for n in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return outcomes
 
 
 # --- rules ------------------------------------------------------------------------------------

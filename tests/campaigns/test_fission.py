@@ -390,7 +390,7 @@ def test_the_points_page_shares_by_tapping_and_shows_the_personal_link():
     state = fission.share_state(campaign.pk, person.pk)
     assert f"https://work.weixin.qq.com/ca/cawcde123?customer_channel={state}" in page
     # …and as a QR code a friend can scan from the screen.
-    assert '<svg' in page and 'class="segno"' in page
+    assert "<svg" in page and 'class="segno"' in page
     person.refresh_from_db()
     assert person.points_balance == 5
 

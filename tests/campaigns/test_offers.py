@@ -3,12 +3,10 @@ that never oversell; lotteries with odds and stock; spend-and-get gifts once per
 each with its abuse cases, and the races run on real PostgreSQL connections in parallel."""
 
 import random
-import threading
 from datetime import timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
@@ -29,6 +27,7 @@ from campaigns.services import CampaignRefused
 from campaigns.tokens import landing_token
 from campaigns.types import rules_check
 from contacts.models import Contact
+from tests.concurrency import race
 from tests.factories import ContactFactory
 
 Reason = Rejection.Reason
@@ -73,28 +72,6 @@ def english_client() -> Client:
     client = Client()
     client.cookies["django_language"] = "en"
     return client
-
-
-def race(count: int, act) -> list:
-    """Run `act(n)` in `count` threads at once, each on its own database connection."""
-    start = threading.Barrier(count)
-    outcomes: list = [None] * count
-
-    def run(n: int) -> None:
-        try:
-            start.wait()
-            outcomes[n] = act(n)
-        except Exception as exc:  # the outcome under test
-            outcomes[n] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(n,)) for n in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return outcomes
 
 
 def refusal_reasons(outcomes: list) -> list[str]:

@@ -1,12 +1,10 @@
 """Points are earned once per fact, within daily caps, and never spent below zero, even by
 concurrent redemptions; the ledger shows operators only their own customers."""
 
-import threading
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.db import connection
 
 from analytics.models import Event, EventType
 from contacts.models import Contact, Follow, MallItem, PointsEntry, PointsRule, Redemption
@@ -20,6 +18,7 @@ from contacts.points import (
     points_spend,
 )
 from scrm.models import Role, User
+from tests.concurrency import race
 from tests.factories import ContactFactory, StaffFactory
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -148,34 +147,12 @@ def test_an_item_out_of_stock_keeps_the_points():
     assert not PointsEntry.objects.exists()
 
 
-def _race(count: int, redeem) -> list:
-    """Run `redeem(n)` in `count` threads at once, each on its own database connection."""
-    start = threading.Barrier(count)
-    outcomes: list = [None] * count
-
-    def run(n: int) -> None:
-        try:
-            start.wait()
-            outcomes[n] = redeem(n)
-        except Exception as exc:  # the outcome under test
-            outcomes[n] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(n,)) for n in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return outcomes
-
-
 @pytest.mark.django_db(transaction=True)
 def test_twenty_concurrent_redemptions_never_take_a_balance_below_zero():
     contact = ContactFactory(points_balance=100)
     item = MallItem.objects.create(name="保温杯", points_cost=30, stock=50)
 
-    outcomes = _race(20, lambda n: mall_redeem(contact, item, key=f"race:{n}"))
+    outcomes = race(20, lambda n: mall_redeem(contact, item, key=f"race:{n}"))
 
     redeemed = [o for o in outcomes if isinstance(o, Redemption)]
     refused = [o for o in outcomes if not isinstance(o, Redemption)]
@@ -192,7 +169,7 @@ def test_twenty_contacts_racing_for_five_items_get_exactly_five():
     contacts = [ContactFactory(points_balance=50) for _ in range(20)]
     item = MallItem.objects.create(name="限量礼盒", points_cost=30, stock=5)
 
-    outcomes = _race(20, lambda n: mall_redeem(contacts[n], item, key=f"box:{n}"))
+    outcomes = race(20, lambda n: mall_redeem(contacts[n], item, key=f"box:{n}"))
 
     assert sum(isinstance(o, Redemption) for o in outcomes) == 5
     assert sum(isinstance(o, OutOfStock) for o in outcomes) == 15
