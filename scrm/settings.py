@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served as our own static files
     "django_celery_beat",
     "scrm",
     "wecom",
@@ -182,6 +183,14 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Private-domain operations on WeCom: contacts, groups, SOP, campaigns, metrics.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and the docs page need a login, like every other page and API.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # Swagger UI from our own static files (drf-spectacular-sidecar), never a CDN; no
+    # validator badge, which would send the schema's address to swagger.io.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     # Several models have a "stage", "kind" or "type": name each enum after its owner.
     "ENUM_NAME_OVERRIDES": {
         "ContactStageEnum": "contacts.models.Contact.Stage",
@@ -318,3 +327,12 @@ SOP_CATCH_UP_MINUTES = env_int("SOP_CATCH_UP_MINUTES", 180, minimum=1)
 SOP_REMIND_AFTER_MINUTES = env_int("SOP_REMIND_AFTER_MINUTES", 120, minimum=1)
 # A mass message nobody confirmed after this long is given up (WeCom keeps it ~ 3 days).
 SOP_CONFIRM_WITHIN_HOURS = env_int("SOP_CONFIRM_WITHIN_HOURS", 72, minimum=1)
+
+# Workbench (工作台) alerts, shown on the page beside each alert: a group losing members fast
+# (customers who left in the last 24 h ≥ the larger of the minimum and the percentage of its
+# customers 24 h ago), a staff member deleted (拉黑) by many customers in the last 7 days,
+# and WeCom callbacks still pending after some minutes.
+WORKBENCH_GROUP_LEAVES_MIN = env_int("WORKBENCH_GROUP_LEAVES_MIN", 5, minimum=1)
+WORKBENCH_GROUP_LEAVES_PERCENT = env_int("WORKBENCH_GROUP_LEAVES_PERCENT", 10, minimum=0)
+WORKBENCH_STAFF_BLOCKS_MIN = env_int("WORKBENCH_STAFF_BLOCKS_MIN", 5, minimum=1)
+WORKBENCH_CALLBACK_STALE_MINUTES = env_int("WORKBENCH_CALLBACK_STALE_MINUTES", 10, minimum=1)

@@ -2,10 +2,12 @@
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from analytics import views as analytics_views
+from scrm import account
 from wecom.callback import wecom_callback
 
 urlpatterns = [
@@ -33,6 +35,19 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    # Swagger UI from local static files; login_required sends strangers to the login page.
+    path(
+        "api/docs/",
+        login_required(SpectacularSwaggerView.as_view(url_name="api-schema")),
+        name="api-docs",
+    ),
+    path("settings/", account.settings_page, name="settings"),
+    path("settings/token/", account.api_token_issue_view, name="settings-token-issue"),
+    path(
+        "settings/token/<int:user_id>/revoke/",
+        account.api_token_revoke_view,
+        name="settings-token-revoke",
+    ),
     # Verified by WeCom's signature instead of a login.
     path("wecom/callback", wecom_callback, name="wecom-callback"),
     path("healthz", analytics_views.healthz, name="healthz"),
