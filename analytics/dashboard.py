@@ -167,10 +167,16 @@ def group_figures(group: Group, period: Period) -> GroupFigures:
     return _figures(group, comparison.group_rows([group.pk], period)[group.pk])
 
 
-def group_comparison(*, user, period: Period) -> list[GroupFigures]:
-    """One row per live group the login may see (operators: their own), by name; all of
-    them computed together (analytics.comparison)."""
-    groups = list(groups_visible_to(user).filter(dismissed_at__isnull=True).order_by("name", "pk"))
+def live_groups_for(user):
+    """The live groups the login may see (operators: their own), by name."""
+    return groups_visible_to(user).filter(dismissed_at__isnull=True).order_by("name", "pk")
+
+
+def group_comparison(*, user, period: Period, groups=None) -> list[GroupFigures]:
+    """One row per live group the login may see, by name, or per group of `groups` (a page
+    of live_groups_for's) in their order; all of them computed together
+    (analytics.comparison)."""
+    groups = list(live_groups_for(user) if groups is None else groups)
     rows = comparison.group_rows([group.pk for group in groups], period)
     return [_figures(group, rows[group.pk]) for group in groups]
 

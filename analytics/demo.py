@@ -1779,7 +1779,8 @@ def _write_entities(world: World) -> Ids:
                     contact_id=contact_ids[f.contact],
                     staff_id=staff_ids[f.staff],
                     remark=_remark(world, f),
-                    description=f"来自{world.channels[f.channel].name}" if f.channel is not None
+                    description=f"来自{world.channels[f.channel].name}"
+                    if f.channel is not None
                     else "售后服务",
                     added_at=at(f.added),
                     add_way=1 if f.channel is not None else 0,

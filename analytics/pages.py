@@ -12,6 +12,9 @@ from decimal import Decimal
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db.models import Value
+from django.db.models.functions import Coalesce, Lower, NullIf
 from django.http import Http404, HttpResponseBadRequest
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -267,6 +270,8 @@ GROUP_COLUMNS = [
     ),
 ]
 GROUP_SORTS = {"name"} | {key for key, *_ in GROUP_COLUMNS}
+# Groups a comparison page shows (downloads hold them all).
+GROUPS_PER_PAGE = 50
 # Columns the chart shows as a percentage; average order value is charted in yuan.
 GROUP_PERCENT_COLUMNS = {
     "leave_rate",
@@ -309,14 +314,39 @@ class GroupComparisonPage(AnalyticsPage):
     title = _("Group comparison")
 
     def build(self):
-        figures = dashboard.group_comparison(user=self.request.user, period=self.period)
         sort = self.request.GET.get("sort", "name")
         key = sort.removeprefix("-")
         if key not in GROUP_SORTS:
             key, sort = "name", "name"
-        values = {k: v for k, _label, v, _text in GROUP_COLUMNS}
-        values["name"] = lambda f: (f.group.name or f.group.chat_id).lower()
-        figures = sort_rows(figures, values[key], descending=sort.startswith("-"))
+        descending = sort.startswith("-")
+        user, period = self.request.user, self.period
+        downloading = bool(self.request.GET.get("format"))
+        page_obj = None
+        if key == "name" and not downloading:
+            # By name the database orders the groups, and only the page's groups are
+            # computed: 1,000 groups all at once take seconds (tests/bench/bench_pages.py).
+            name = Lower(Coalesce(NullIf("name", Value("")), "chat_id"))
+            groups = dashboard.live_groups_for(user).order_by(
+                name.desc() if descending else name, "-pk" if descending else "pk"
+            )
+            page_obj = Paginator(groups, GROUPS_PER_PAGE).get_page(self.request.GET.get("page"))
+            figures = dashboard.group_comparison(
+                user=user, period=period, groups=page_obj.object_list
+            )
+        else:
+            # A metric's order needs every group's figures; the page is cut from them.
+            values = {k: v for k, _label, v, _text in GROUP_COLUMNS}
+            values["name"] = lambda f: (f.group.name or f.group.chat_id).lower()
+            figures = sort_rows(
+                dashboard.group_comparison(user=user, period=period),
+                values[key],
+                descending=descending,
+            )
+            if not downloading:
+                page_obj = Paginator(figures, GROUPS_PER_PAGE).get_page(
+                    self.request.GET.get("page")
+                )
+                figures = list(page_obj.object_list)
 
         columns = [
             Column("name", gettext("Group"), numeric=False, sortable=True),
@@ -348,7 +378,7 @@ class GroupComparisonPage(AnalyticsPage):
                 else:
                     next_sort = f"-{column.key}"
                 sort_links[column.key] = {
-                    "url": self._url(sort=next_sort),
+                    "url": self._url(sort=next_sort, page=1),  # a new order starts at its top
                     "state": "ascending" if ascending else "descending" if descending else "",
                 }
         table.sort_links = sort_links
@@ -359,7 +389,7 @@ class GroupComparisonPage(AnalyticsPage):
         ]
         charted = GROUP_CHART_DEFAULT if key == "name" else key
         charts = {"groups": _group_chart(figures, charted, labels[charted])} if figures else {}
-        return [table], {"focus_legend": focus_legend, "charts": charts}
+        return [table], {"focus_legend": focus_legend, "charts": charts, "page_obj": page_obj}
 
 
 # --- channel comparison ---------------------------------------------------------------------

@@ -3,6 +3,8 @@ and rejections, the settings form, state moves and announcements, and each type'
 section (coupon batches, stock, contest entries and draw, group-buys, commissions, invites,
 streaks). Everyone reads; only managers change."""
 
+import json
+
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
@@ -115,6 +117,8 @@ class CampaignDetailView(RoleRequiredMixin, View):
         context = _context(
             request,
             campaign=campaign,
+            # As the edit form takes them: JSON an operator can copy back.
+            rules_json=json.dumps(campaign.rules, ensure_ascii=False, indent=2),
             moves=_moves(campaign),
             move_errors=move_errors or [],
             funnel=funnel,

@@ -142,6 +142,14 @@ class GroupMembership(models.Model):
         indexes = [
             models.Index(fields=["group", "joined_at"]),
             models.Index(fields=["contact", "joined_at"]),
+            # Customers who left lately, per group (the workbench's "losing members fast"
+            # alert), from the index alone instead of every stay ever.
+            models.Index(
+                fields=["left_at"],
+                include=["group", "contact"],
+                condition=Q(left_at__isnull=False, contact__isnull=False),
+                name="membership_left_at",
+            ),
         ]
 
     def __str__(self) -> str:

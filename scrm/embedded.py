@@ -18,9 +18,7 @@ import warnings
 from pathlib import Path
 from urllib.parse import quote
 
-DATA_DIR = Path(
-    os.environ.get("SCRM_DATA_DIR") or Path(__file__).resolve().parent.parent / ".data"
-)
+DATA_DIR = Path(os.environ.get("SCRM_DATA_DIR") or Path(__file__).resolve().parent.parent / ".data")
 DATABASE_NAME = "scrm"
 # pgserver's platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); harmless.
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")

@@ -264,7 +264,8 @@ class PlanDeliveriesView(RoleRequiredMixin, View):
         deliveries = (
             selectors.deliveries_visible_to(request.user)
             .filter(plan=plan)
-            .select_related("step__content", "group", "contact", "sender")
+            # A step without a name is shown as "<plan> #<position>": its plan comes along.
+            .select_related("step__content", "step__plan", "group", "contact", "sender")
             .order_by("-due_at", "-pk")
         )
         data = form.cleaned_data if form.is_valid() else {}

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from scrm.models import User
+
 # Playwright's sync API runs an event loop in this thread; the ORM calls a test makes between
 # browser steps are still plain synchronous ones.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -19,6 +21,8 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
 REQUIRED = os.environ.get("SCRM_BROWSER_TESTS") == "required"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / ".data" / "screenshots"
+# The password of every user a journey makes, so `log_in` can type it.
+PASSWORD = "浏览器测试-2026"
 
 
 @pytest.fixture(scope="session")
@@ -31,7 +35,10 @@ def chromium():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        # --lang: the browser's own widgets (date pickers) in Chinese, as operators see them.
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=["--lang=zh-CN"]
+        )
         yield browser
         browser.close()
 
@@ -49,13 +56,53 @@ def page(chromium, live_server):
 
 
 @pytest.fixture
+def phone(chromium, live_server):
+    """A second browser, a phone's: where a customer opens a campaign link from WeCom."""
+    context = chromium.new_context(
+        viewport={"width": 390, "height": 844},
+        device_scale_factor=2,
+        is_mobile=True,
+        has_touch=True,
+        locale="zh-CN",
+        base_url=live_server.url,
+    )
+    context.set_default_timeout(15_000)
+    yield context.new_page()
+    context.close()
+
+
+@pytest.fixture
 def screenshot(page, request):
-    """screenshot(name): save the page as .data/screenshots/<test>-<name>.png."""
+    """screenshot(name[, of=other_page]): save the page as .data/screenshots/<test>-<name>.png."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
-    def take(name: str) -> Path:
+    def take(name: str, *, of=None) -> Path:
         path = SCREENSHOTS / f"{request.node.name}-{name}.png"
-        page.screenshot(path=str(path), full_page=True)
+        (of or page).screenshot(path=str(path), full_page=True)
         return path
 
     return take
+
+
+@pytest.fixture
+def make_user(transactional_db):
+    """make_user(username, role): a dashboard user whose password `log_in` knows."""
+
+    def make(username: str, role: str):
+        return User.objects.create_user(username, password=PASSWORD, role=role)
+
+    return make
+
+
+@pytest.fixture
+def log_in(page):
+    """log_in(user): sign in through the login form as a user made by make_user."""
+
+    def sign_in(user) -> None:
+        page.goto("/login/")
+        page.fill("input[name=username]", user.get_username())
+        page.fill("input[name=password]", PASSWORD)
+        page.click("form.form button[type=submit]")
+        page.wait_for_url(lambda url: "/login/" not in url)
+
+    return sign_in

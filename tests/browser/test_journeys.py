@@ -11,25 +11,16 @@ from django.utils import timezone
 
 from analytics.rollups import rollup_recent
 from groups.models import GroupMembership
-from scrm.models import Role, User
+from scrm.models import Role
 from tests.factories import ContactFactory, GroupFactory, StaffFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 SH = ZoneInfo("Asia/Shanghai")
-PASSWORD = "浏览器测试-2026"
-
-
-def log_in(page, username: str) -> None:
-    page.goto("/login/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("form.form button[type=submit]")
-    page.wait_for_url(lambda url: "/login/" not in url)
 
 
 @pytest.fixture
-def manager():
-    return User.objects.create_user("jingli", password=PASSWORD, role=Role.ADMIN)
+def manager(make_user):
+    return make_user("jingli", Role.ADMIN)
 
 
 @pytest.fixture
@@ -45,8 +36,8 @@ def members():
     return group
 
 
-def test_log_in_read_the_overview_and_download_its_table(page, screenshot, manager, members):
-    log_in(page, "jingli")
+def test_read_the_overview_and_download_its_table(page, screenshot, log_in, manager, members):
+    log_in(manager)
     page.click("nav a[href='/analytics/']")
     page.wait_for_url("**/analytics/")
     heading = page.locator("h1").first.inner_text()
@@ -67,8 +58,8 @@ def test_log_in_read_the_overview_and_download_its_table(page, screenshot, manag
     assert rows[1:] == shown
 
 
-def test_switch_the_language_to_english_and_back(page, screenshot, manager):
-    log_in(page, "jingli")
+def test_switch_the_language_to_english_and_back(page, screenshot, log_in, manager):
+    log_in(manager)
     assert page.locator("nav a[href='/analytics/']").inner_text() == "数据"
     page.click("form.language-switch button[value=en]")
     page.wait_for_load_state()

@@ -348,3 +348,16 @@ def test_tag_events_from_sync_rules_and_the_demo_show_the_tag_name(client, custo
 
     assert response.status_code == 200
     assert text_of(response.content.decode()).count(tag.name) >= 3
+
+
+def test_a_remark_whose_author_is_gone_still_shows(client, customer, operator):
+    # Remarks from an import, or by a login deleted since, have no author.
+    ContactNote.objects.create(
+        contact=customer, kind=ContactNote.Kind.PREFERENCE, text="喜欢无香型", author=None
+    )
+    log_in(client, operator)
+
+    response = client.get(f"/contacts/{customer.pk}/")
+
+    assert response.status_code == 200
+    assert "喜欢无香型" in section(response.content.decode(), "remarks-title")

@@ -357,8 +357,12 @@ def test_thirty_quiet_days_bring_a_message_the_next_weekend_morning(content, set
     quiet = customer(staff, last_active_at=shanghai(2026, 10, 19, 15, 0))  # → 11-18 (Wed)
     customer(staff, last_active_at=shanghai(2026, 11, 10, 9, 0))  # active lately: nothing
     plan = Plan.objects.create(
-        name="沉睡唤醒", kind=Plan.Kind.JOURNEY, trigger=Plan.Trigger.INACTIVE, inactive_days=30,
-        status=Plan.Status.ACTIVE, activated_at=shanghai(2026, 11, 18, 9, 0),
+        name="沉睡唤醒",
+        kind=Plan.Kind.JOURNEY,
+        trigger=Plan.Trigger.INACTIVE,
+        inactive_days=30,
+        status=Plan.Status.ACTIVE,
+        activated_at=shanghai(2026, 11, 18, 9, 0),
         planned_until=shanghai(2026, 11, 18, 9, 0),
     )
     Step.objects.create(plan=plan, content=content, at_time=time(10, 0), weekdays=[5, 6])
