@@ -20,6 +20,7 @@ from analytics.metrics import (
     Ratio,
     _rows,
     counted_orders_sql,
+    rois,
 )
 from analytics.models import DailyRollup, EventType
 
@@ -119,30 +120,6 @@ LEFT JOIN referrers r ON r.contact_id = s.contact_id
 GROUP BY s.group_id
 """
 
-_MONEY_SQL = f"""
-WITH sales AS (
-    SELECT o.group_id, sum(o.net_fen) AS fen FROM ({counted_orders_sql()}) AS o
-    WHERE o.group_id = ANY(%(groups)s) GROUP BY o.group_id
-),
-costs AS (
-    SELECT group_id, sum(
-        amount::numeric
-        * greatest(0, least((payload ->> 'period_end')::date, %(last)s::date)
-                      - greatest((payload ->> 'period_start')::date, %(first)s::date) + 1)
-        / ((payload ->> 'period_end')::date - (payload ->> 'period_start')::date + 1)
-    ) AS fen
-    FROM {EVENTS}
-    WHERE type = {int(EventType.COST_RECORDED)} AND group_id = ANY(%(groups)s)
-      AND (payload ->> 'period_start')::date <= %(last)s
-      AND (payload ->> 'period_end')::date >= %(first)s
-    GROUP BY group_id
-)
-SELECT g.id, coalesce(sales.fen, 0), coalesce(costs.fen, 0)
-FROM unnest(%(groups)s::bigint[]) AS g (id)
-LEFT JOIN sales ON sales.group_id = g.id
-LEFT JOIN costs ON costs.group_id = g.id
-"""
-
 
 def group_rows(group_ids: list[int], period: Period) -> dict[int, GroupRow]:
     """Each group's figures for P, by group id."""
@@ -155,7 +132,7 @@ def group_rows(group_ids: list[int], period: Period) -> dict[int, GroupRow]:
         "last": period.last,
     }
     people = {row[0]: row[1:] for row in _rows(_PEOPLE_SQL, params)}
-    money = {gid: (int(sales), cost) for gid, sales, cost in _rows(_MONEY_SQL, params)}
+    money = rois("group_id", ids, period)
     daily = _daily(ids, period)
     result = {}
     for gid in ids:
@@ -172,8 +149,8 @@ def group_rows(group_ids: list[int], period: Period) -> dict[int, GroupRow]:
             orders=Orders(buyers, repeat, orders, int(fen)),
             active=active,
             referrers=referrers,
-            sales_fen=money[gid][0],
-            cost_fen=money[gid][1],
+            sales_fen=money[gid].numerator,
+            cost_fen=money[gid].denominator,
             interaction_rate=interaction,
             messages_per_member=messages,
         )

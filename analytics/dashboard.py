@@ -201,13 +201,10 @@ class ChannelFigures:
 
 def channel_comparison(*, user, period: Period) -> list[ChannelFigures]:
     """One row per channel code the login may see, active ones first, by name."""
-    codes = channel_codes_visible_to(user).order_by("-is_active", "name", "pk")
+    codes = list(channel_codes_visible_to(user).order_by("-is_active", "name", "pk"))
+    rates = metrics.channel_rates([code.pk for code in codes], period)
     return [
-        ChannelFigures(
-            channel=code,
-            join_rate=metrics.join_rate(code.pk, period),
-            roi=metrics.roi(period, channel=code.pk),
-        )
+        ChannelFigures(channel=code, join_rate=rates[code.pk][0], roi=rates[code.pk][1])
         for code in codes
     ]
 

@@ -371,27 +371,6 @@ def repurchase_rate(groups: Groups, period: Period) -> Ratio:
     return orders(groups, period).repurchase_rate
 
 
-def _cost_fen(column: str, target_id: int | None, period: Period) -> Decimal:
-    """Recorded cost in P: each cost spread evenly over the days of its own period."""
-    where = "TRUE" if target_id is None else f"{column} = %(target)s"
-    (cost,) = _one(
-        f"""
-        SELECT coalesce(sum(
-            amount::numeric
-            * greatest(0, least((payload ->> 'period_end')::date, %(last)s::date)
-                          - greatest((payload ->> 'period_start')::date, %(first)s::date) + 1)
-            / ((payload ->> 'period_end')::date - (payload ->> 'period_start')::date + 1)
-        ), 0)
-        FROM {EVENTS}
-        WHERE type = {int(EventType.COST_RECORDED)} AND {column} IS NOT NULL AND {where}
-          AND (payload ->> 'period_start')::date <= %(last)s
-          AND (payload ->> 'period_end')::date >= %(first)s
-        """,
-        {"target": target_id, "first": period.first, "last": period.last},
-    )
-    return Decimal(cost)
-
-
 def roi(
     period: Period,
     *,
@@ -409,14 +388,55 @@ def roi(
     if len(targets) != 1:
         raise ValueError("give exactly one of group, channel or campaign")
     column, target = targets[0]
-    # MATERIALIZED: every counted order of P from the index of rare events, then this
-    # target's; left to itself PostgreSQL walks a busy group's every event in P instead.
-    (sales,) = _one(
-        f"WITH o AS MATERIALIZED ({counted_orders_sql()})"
-        f" SELECT coalesce(sum(net_fen), 0) FROM o WHERE o.{column} = %(target)s",
-        {"start": period.start, "end": period.end, "target": target},
+    return rois(column, [target], period)[target]
+
+
+_ROI_COLUMNS = ("group_id", "channel_id", "campaign_id")
+
+
+def rois(column: str, ids: list[int], period: Period) -> dict[int, Ratio]:
+    """`roi` of each of many groups, channels or campaigns (`column`: group_id, channel_id or
+    campaign_id), by id, in one query: a page of them costs no more than one. `roi` is this
+    for one."""
+    if column not in _ROI_COLUMNS:
+        raise ValueError(f"column is one of {', '.join(_ROI_COLUMNS)}")
+    # MATERIALIZED: every counted order of P from the index of rare events, then these
+    # targets'; left to itself PostgreSQL walks a busy group's every event in P instead.
+    # Each cost is spread evenly over the days of its own period.
+    rows = _rows(
+        f"""
+        WITH o AS MATERIALIZED ({counted_orders_sql()}),
+        sales AS (
+            SELECT o.{column} AS id, sum(o.net_fen) AS fen FROM o
+            WHERE o.{column} = ANY(%(ids)s) GROUP BY o.{column}
+        ),
+        costs AS (
+            SELECT {column} AS id, sum(
+                amount::numeric
+                * greatest(0, least((payload ->> 'period_end')::date, %(last)s::date)
+                              - greatest((payload ->> 'period_start')::date, %(first)s::date) + 1)
+                / ((payload ->> 'period_end')::date - (payload ->> 'period_start')::date + 1)
+            ) AS fen
+            FROM {EVENTS}
+            WHERE type = {int(EventType.COST_RECORDED)} AND {column} = ANY(%(ids)s)
+              AND (payload ->> 'period_start')::date <= %(last)s
+              AND (payload ->> 'period_end')::date >= %(first)s
+            GROUP BY {column}
+        )
+        SELECT t.id, coalesce(sales.fen, 0), coalesce(costs.fen, 0)
+        FROM unnest(%(ids)s::bigint[]) AS t (id)
+        LEFT JOIN sales ON sales.id = t.id
+        LEFT JOIN costs ON costs.id = t.id
+        """,
+        {
+            "ids": list(ids),
+            "start": period.start,
+            "end": period.end,
+            "first": period.first,
+            "last": period.last,
+        },
     )
-    return Ratio(int(sales), _cost_fen(column, target, period))
+    return {tid: Ratio(int(sales), Decimal(cost)) for tid, sales, cost in rows}
 
 
 # --- people ---------------------------------------------------------------------------------
@@ -465,6 +485,30 @@ def join_rate(channel: int, period: Period) -> Ratio:
         {"channel": channel, "start": period.start, "end": period.end},
     )
     return Ratio(joins, int(exposures))
+
+
+def channel_rates(channels: list[int], period: Period) -> dict[int, tuple[Ratio, Ratio]]:
+    """(join rate, ROI) of each channel code in P, by id: `join_rate` and `roi(channel=…)`
+    for many channels in two queries (the channel comparison)."""
+    ids = list(channels)
+    arrivals = {
+        channel: (joins, int(exposures))
+        for channel, joins, exposures in _rows(
+            f"""
+            SELECT channel_id, count(*) FILTER (WHERE type = {int(EventType.GROUP_JOINED)}),
+                   coalesce(sum(amount) FILTER (
+                       WHERE type = {int(EventType.CHANNEL_EXPOSURE)}), 0)
+            FROM {EVENTS}
+            WHERE channel_id = ANY(%(ids)s)
+              AND occurred_at >= %(start)s AND occurred_at < %(end)s
+              AND type IN ({int(EventType.GROUP_JOINED)}, {int(EventType.CHANNEL_EXPOSURE)})
+            GROUP BY channel_id
+            """,
+            {"ids": ids, "start": period.start, "end": period.end},
+        )
+    }
+    money = rois("channel_id", ids, period)
+    return {channel: (Ratio(*arrivals.get(channel, (0, 0))), money[channel]) for channel in ids}
 
 
 def block_rate(period: Period, *, staff: int | None = None) -> Ratio:

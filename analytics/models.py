@@ -125,6 +125,14 @@ class Event(models.Model):
                 condition=Q(type__in=RARE_TYPES),
                 name="event_rare_time",
             ),
+            # A campaign's events (its funnel's reached people): a few tens of thousands
+            # beside millions without a campaign, read from the index alone.
+            models.Index(
+                fields=["campaign", "type"],
+                include=["contact"],
+                condition=Q(campaign__isnull=False),
+                name="event_campaign_type",
+            ),
             # A contact's orders and refunds without reading their speech: order counts and
             # spend filters, tiers, customer types.
             models.Index(

@@ -339,12 +339,6 @@ def test_import_export_home_queries_do_not_grow_with_jobs(client, manager):
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="N+1: analytics.dashboard.channel_comparison calls metrics.join_rate and "
-    "metrics.roi once per channel code (99 queries on the --scale data); needs batched "
-    "per-channel metrics in analytics.metrics",
-)
 def test_channel_comparison_queries_do_not_grow_with_channel_codes(client):
     assert_queries_flat(
         client, reverse("analytics:channels"), lambda k: [channel() for _ in range(k)]
