@@ -8,14 +8,17 @@ period each time. ContactActivity keeps, per customer, the same facts as multira
 - member: the union of their stays [joined_at, left_at) with left_at > joined_at;
 - lefts: every left_at, as a point [left_at, left_at];
 - blips: stays that ended the instant they began (joined_at = left_at), as points;
-- spoke: the Shanghai days with a MESSAGE event of theirs in a group.
+- spoke: the Shanghai days with a MESSAGE event of theirs in a group;
+- bought: the Shanghai days with an ORDER_PAID event of theirs (analytics.cohorts'
+  lifecycle weeks: "active" is spoke or ordered).
 
 GroupSpeech keeps the spoken days per group and customer too, for figures of many groups
 side by side (analytics.comparison).
 
 so each question is one test on one row (@> an instant, && a period), exactly as
 analytics.metrics words it (see `everyone`). A customer's row is always recomputed whole
-from its memberships and speech when its stays change; new speech only adds days. The
+from its memberships, speech and orders when its stays change; new speech and orders only
+add days. The
 incremental refresh (`activity_recent`, run with the rollups' after new events) and the full
 rebuild (`activity_rebuild`, with theirs) end with the same rows.
 
@@ -41,8 +44,8 @@ CHUNK = 5_000  # customers recomputed per statement by a refresh
 # Events after which a customer's stays may be different.
 MEMBERSHIP_EVENTS = (EventType.GROUP_JOINED, EventType.GROUP_LEFT, EventType.GROUP_DISMISSED)
 
-# Rows recomputed whole for the customers `{people}` yields, from their memberships and
-# speech (`{only}` narrows both reads to them).
+# Rows recomputed whole for the customers `{people}` yields, from their memberships, speech
+# and orders (`{only}` narrows every read to them).
 _RECOMPUTE_SQL = f"""
 WITH stays AS (
     SELECT m.contact_id,
@@ -66,15 +69,25 @@ speech AS (
           AND m.contact_id IS NOT NULL AND {{only}}
     ) AS d
     GROUP BY d.contact_id
+),
+purchases AS (
+    SELECT d.contact_id, range_agg(daterange(d.day, d.day + 1)) AS bought
+    FROM (
+        SELECT DISTINCT m.contact_id, (m.occurred_at AT TIME ZONE 'Asia/Shanghai')::date AS day
+        FROM {EVENTS} m
+        WHERE m.type = {int(EventType.ORDER_PAID)} AND m.contact_id IS NOT NULL AND {{only}}
+    ) AS d
+    GROUP BY d.contact_id
 )
-INSERT INTO {ACTIVITY} (contact_id, member, lefts, blips, spoke)
+INSERT INTO {ACTIVITY} (contact_id, member, lefts, blips, spoke, bought)
 SELECT p.contact_id, coalesce(st.member, '{{{{}}}}'), coalesce(st.lefts, '{{{{}}}}'),
-    coalesce(st.blips, '{{{{}}}}'), coalesce(sp.spoke, '{{{{}}}}')
+    coalesce(st.blips, '{{{{}}}}'), coalesce(sp.spoke, '{{{{}}}}'), coalesce(pu.bought, '{{{{}}}}')
 FROM ({{people}}) AS p
 LEFT JOIN stays st ON st.contact_id = p.contact_id
 LEFT JOIN speech sp ON sp.contact_id = p.contact_id
+LEFT JOIN purchases pu ON pu.contact_id = p.contact_id
 ON CONFLICT (contact_id) DO UPDATE SET member = EXCLUDED.member, lefts = EXCLUDED.lefts,
-    blips = EXCLUDED.blips, spoke = EXCLUDED.spoke
+    blips = EXCLUDED.blips, spoke = EXCLUDED.spoke, bought = EXCLUDED.bought
 """
 
 
@@ -90,11 +103,11 @@ def activity_refresh(contact_ids) -> None:
 
 
 def activity_rebuild() -> int:
-    """Recompute every customer's row (anyone with a membership, a word in a group or a row
-    already) in one statement; returns how many rows there are."""
+    """Recompute every customer's row (anyone with a membership, a word in a group, an order
+    or a row already) in one statement; returns how many rows there are."""
     people = (
         "SELECT contact_id FROM stays UNION SELECT contact_id FROM speech"
-        f" UNION SELECT contact_id FROM {ACTIVITY}"
+        f" UNION SELECT contact_id FROM purchases UNION SELECT contact_id FROM {ACTIVITY}"
     )
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(_RECOMPUTE_SQL.format(only="TRUE", people=people))
@@ -103,20 +116,26 @@ def activity_rebuild() -> int:
     return ContactActivity.objects.count()
 
 
-# Speech only ever adds days: new MESSAGE events are added to their speakers' rows (a day
-# already there stays once), so rereading an event is harmless.
-_SPEECH_SQL = f"""
-INSERT INTO {ACTIVITY} AS a (contact_id, member, lefts, blips, spoke)
-SELECT d.contact_id, '{{}}', '{{}}', '{{}}', range_agg(daterange(d.day, d.day + 1))
-FROM (
-    SELECT DISTINCT contact_id, (occurred_at AT TIME ZONE 'Asia/Shanghai')::date AS day
-    FROM {EVENTS}
-    WHERE id > %(since)s AND id <= %(high)s AND type = {int(EventType.MESSAGE)}
-      AND group_id IS NOT NULL AND contact_id IS NOT NULL
-) AS d
-GROUP BY d.contact_id
-ON CONFLICT (contact_id) DO UPDATE SET spoke = a.spoke + EXCLUDED.spoke
-"""
+def _days_sql(column: str, events: str) -> str:
+    """Speech and orders only ever add days: the Shanghai days of the `events` with ids in
+    (since, high] are added to their people's `column` (a day already there stays once), so
+    rereading an event is harmless."""
+    other = {"spoke": "bought", "bought": "spoke"}[column]
+    return f"""
+    INSERT INTO {ACTIVITY} AS a (contact_id, member, lefts, blips, {other}, {column})
+    SELECT d.contact_id, '{{}}', '{{}}', '{{}}', '{{}}', range_agg(daterange(d.day, d.day + 1))
+    FROM (
+        SELECT DISTINCT contact_id, (occurred_at AT TIME ZONE 'Asia/Shanghai')::date AS day
+        FROM {EVENTS}
+        WHERE id > %(since)s AND id <= %(high)s AND {events} AND contact_id IS NOT NULL
+    ) AS d
+    GROUP BY d.contact_id
+    ON CONFLICT (contact_id) DO UPDATE SET {column} = a.{column} + EXCLUDED.{column}
+    """
+
+
+_SPEECH_SQL = _days_sql("spoke", f"type = {int(EventType.MESSAGE)} AND group_id IS NOT NULL")
+_PURCHASE_SQL = _days_sql("bought", f"type = {int(EventType.ORDER_PAID)}")
 
 
 # Per group the same: the days each customer spoke there, added to.
@@ -138,7 +157,7 @@ ON CONFLICT (group_id, contact_id) DO UPDATE SET spoke = g.spoke + EXCLUDED.spok
 def activity_recent(since: int, high: int) -> int:
     """Bring the rows up to date with the events with ids in (since, high]: recompute the
     customers whose stays they change (their own joins and leaves, every member of a group
-    dismissed), and add the days others spoke. Returns how many were recomputed."""
+    dismissed), and add the days others spoke or bought. Returns how many were recomputed."""
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
@@ -157,6 +176,7 @@ def activity_recent(since: int, high: int) -> int:
     window = {"since": since, "high": high}
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(_SPEECH_SQL, window)
+        cursor.execute(_PURCHASE_SQL, window)
         cursor.execute(_GROUP_SPEECH_SQL.format(window="id > %(since)s AND id <= %(high)s"), window)
     return len(ids)
 

@@ -214,9 +214,10 @@ class MultiRangeField(models.Field):
 
 
 class ContactActivity(models.Model):
-    """Per customer, when they were in some group and on which days they spoke in one: what
-    the numbers for every group at once count people by (analytics.activity keeps it from
-    the memberships and the event log, and says how it agrees with analytics.metrics)."""
+    """Per customer, when they were in some group, on which days they spoke in one and on
+    which they bought: what the numbers for every group at once and the lifecycle weeks
+    count people by (analytics.activity keeps it from the memberships and the event log,
+    and says how it agrees with analytics.metrics)."""
 
     contact_id = models.BigIntegerField(_("contact"), primary_key=True)
     # The union of their stays [joined_at, left_at) that last a while.
@@ -227,6 +228,8 @@ class ContactActivity(models.Model):
     blips = MultiRangeField(_("momentary stays"), range_type="tstzmultirange")
     # Shanghai days with a MESSAGE in a group.
     spoke = MultiRangeField(_("spoke on"), range_type="datemultirange")
+    # Shanghai days with an ORDER_PAID, in a group or not.
+    bought = MultiRangeField(_("bought on"), range_type="datemultirange")
 
     class Meta:
         verbose_name = _("contact activity")

@@ -1,19 +1,22 @@
 """The all-groups figures from per-customer activity equal analytics.metrics' own, and the
-incremental refresh ends where a rebuild does.
+incremental refresh ends where a rebuild does; the lifecycle weeks read from it equal a
+count straight from the event log.
 
 The history is tests/analytics/history.py's; P is its period (2026-11-02 and 11-03).
 """
 
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 
 from analytics import activity, metrics, rollups
+from analytics.cohorts import WeekStates, lifecycle_weeks
 from analytics.events import record
 from analytics.metrics import ALL_GROUPS, Period
-from analytics.models import ContactActivity, EventType
+from analytics.models import ContactActivity, Event, EventType
+from contacts.models import Contact
 from groups.models import GroupMembership
-from tests.analytics.history import P, at, build_history, build_recorded_history
+from tests.analytics.history import SH, P, at, build_history, build_recorded_history
 
 PERIODS = [
     P,
@@ -106,7 +109,7 @@ def rows() -> list[tuple]:
     return [
         tuple(str(v) for v in row)
         for row in ContactActivity.objects.order_by("contact_id").values_list(
-            "contact_id", "member", "lefts", "blips", "spoke"
+            "contact_id", "member", "lefts", "blips", "spoke", "bought"
         )
     ]
 
@@ -144,3 +147,66 @@ def test_a_dismissed_group_ends_its_members_stays(world):
     assert activity.everyone(after) == raw(after)
     assert activity.everyone(after).members_start == 2  # p1 and p3 in A; p4, p5 gone with B
     assert ContactActivity.objects.filter(contact_id=p4.pk).exists()
+
+
+def lifecycle_from_events(weeks: list[date]) -> list[WeekStates]:
+    """cohorts.lifecycle_weeks' states counted straight from the events: active in a week =
+    a MESSAGE in a group or an ORDER_PAID on one of its Shanghai days."""
+    active = set()
+    first_active: dict[int, date] = {}
+    for contact_id, type, group_id, occurred_at in Event.objects.filter(
+        type__in=[EventType.MESSAGE, EventType.ORDER_PAID], contact__isnull=False
+    ).values_list("contact_id", "type", "group_id", "occurred_at"):
+        if type == EventType.MESSAGE and group_id is None:
+            continue
+        day = occurred_at.astimezone(SH).date()
+        active.add((contact_id, day - timedelta(days=day.weekday())))
+        first_active[contact_id] = min(first_active.get(contact_id, day), day)
+    states = []
+    for week in weeks:
+        now = {c for c, w in active if w == week}
+        before = {c for c, w in active if w == week - timedelta(days=7)}
+        added = Contact.objects.filter(
+            first_added_at__gte=at(week.month, week.day, 0),
+            first_added_at__lt=at(week.month, week.day, 0) + timedelta(days=7),
+        ).count()
+        states.append(
+            WeekStates(
+                week=week,
+                new=added,
+                returning=len(now & before),
+                resurrected=len({c for c in now - before if first_active[c] < week}),
+                dormant=len(before - now),
+            )
+        )
+    return states
+
+
+def test_the_lifecycle_weeks_equal_a_count_from_the_events(world):
+    p = world["people"]
+    group_a = world["groups"]["A"]
+    # Besides the history: p2 also spoke the week before P's (returning in P's week); p6
+    # spoke in October and buys on 11-10 (resurrected that week); p5 wrote outside any group
+    # (not active) and was first added in P's week.
+    record(type=EventType.MESSAGE, occurred_at=at(10, 26), key="x1", contact=p[2], group=group_a)
+    record(type=EventType.MESSAGE, occurred_at=at(10, 5), key="x2", contact=p[6], group=group_a)
+    record(
+        type=EventType.ORDER_PAID,
+        occurred_at=at(11, 10),
+        key="x3",
+        contact=p[6],
+        amount=1_000,
+        payload={"order_no": "X3"},
+    )
+    record(type=EventType.MESSAGE, occurred_at=at(10, 27), key="x4", contact=p[5])
+    Contact.objects.filter(pk=p[5].pk).update(first_added_at=at(11, 3))
+    activity.activity_rebuild()
+    weeks = [date(2026, 10, 5) + timedelta(days=7 * n) for n in range(7)]  # … 11-16
+
+    shown = lifecycle_weeks(first=date(2026, 10, 7), last=date(2026, 11, 16))
+
+    assert shown == lifecycle_from_events(weeks)
+    by_week = {w.week: (w.new, w.returning, w.resurrected, w.dormant) for w in shown}
+    assert by_week[date(2026, 10, 12)] == (0, 0, 0, 1)  # p6
+    assert by_week[date(2026, 11, 2)] == (1, 1, 0, 0)  # p5 added; p2; p1, p3, p4 first
+    assert by_week[date(2026, 11, 9)] == (0, 0, 1, 4)  # p6; p1 … p4

@@ -28,6 +28,7 @@ import pytest
 
 from analytics.events import record
 from analytics.models import EventType
+from analytics.rollups import rollup_recent
 from tests.analytics.test_analytics_pages import (
     EMPTY_RANGE,
     build_cast,
@@ -62,7 +63,13 @@ def cast(db):
     n = iter(range(100))
 
     def spoke(person, when):
-        record(type=EventType.MESSAGE, occurred_at=when, key=f"life-{next(n)}", contact=person)
+        record(
+            type=EventType.MESSAGE,
+            occurred_at=when,
+            key=f"life-{next(n)}",
+            contact=person,
+            group=cast.mine,
+        )
 
     spoke(a, at(10, 20)), spoke(a, at(11, 3)), spoke(a, at(11, 10))
     spoke(b, at(10, 20))
@@ -76,6 +83,7 @@ def cast(db):
     )
     spoke(c, at(11, 4))
     spoke(d, at(11, 12))
+    rollup_recent()  # the refresh after these events: the lifecycle reads each one's activity
     return cast
 
 

@@ -55,15 +55,23 @@ def test_a_weekly_join_cohort_triangle():
 def test_lifecycle_weeks_tell_new_returning_resurrected_and_dormant():
     a, b, c = (ContactFactory(first_added_at=at(10, 1)) for _ in range(3))
     d = ContactFactory(first_added_at=at(11, 10))
+    group = GroupFactory(owner=StaffFactory())
     n = iter(range(100))
 
     def spoke(person, when):
-        record(type=EventType.MESSAGE, occurred_at=when, key=f"m{next(n)}", contact=person)
+        record(
+            type=EventType.MESSAGE,
+            occurred_at=when,
+            key=f"m{next(n)}",
+            contact=person,
+            group=group,
+        )
 
     spoke(a, at(10, 20)), spoke(a, at(11, 3)), spoke(a, at(11, 10))  # returning in 11-09
     spoke(b, at(10, 20)), spoke(b, at(11, 11))  # quiet 11-02 week: resurrected in 11-09
     spoke(c, at(11, 4))  # active 11-02 week, quiet 11-09: dormant in 11-09
     spoke(d, at(11, 12))
+    activity_rebuild()  # the weeks read who was active from there
 
     [week] = lifecycle_weeks(first=date(2026, 11, 9), last=date(2026, 11, 15))
 
