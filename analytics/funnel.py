@@ -15,6 +15,11 @@ The steps, for a slice of groups and a period P:
   rate's numerator).
 Each step is a count of its own, so a step may exceed the one before it (people join without
 a code, or speak without having joined in P); the step ratio says so rather than hiding it.
+
+Over every group, speakers come from ContactActivity's spoken days (analytics.activity)
+rather than a month of messages, plus the raw messages the last refresh may not have read
+(ids from rollups.OVERLAP_IDS below its watermark on; with no watermark, every message of P),
+so the count is the same whether or not the refresh has run.
 """
 
 from dataclasses import dataclass
@@ -31,7 +36,8 @@ from analytics.metrics import (
     _group_orders_sql,
     _one,
 )
-from analytics.models import EventType
+from analytics.models import ContactActivity, EventType, RollupWatermark
+from analytics.rollups import OVERLAP_IDS, WATERMARK
 
 STEPS = (
     ("exposures", _("Exposure")),
@@ -61,12 +67,32 @@ def _exposures_filter(groups: Groups) -> str:
     )
 
 
+def _spoke_sql(groups: Groups) -> tuple[str, dict]:
+    """Who spoke in one of the slice's groups in P (members or not)."""
+    messages = (
+        f"SELECT ev.contact_id FROM {EVENTS} ev"
+        f" WHERE ev.type = {int(EventType.MESSAGE)} AND ev.contact_id IS NOT NULL"
+        " AND ev.group_id IS NOT NULL AND ev.occurred_at >= %(start)s AND ev.occurred_at < %(end)s"
+    )
+    if groups.ids is not None:
+        in_groups, params = groups.sql("ev.group_id")
+        return f"{messages} AND {in_groups}", params
+    watermark = RollupWatermark.objects.filter(name=WATERMARK).first()
+    unread_from = max((watermark.event_id if watermark else 0) - OVERLAP_IDS, 0)
+    return (
+        f"SELECT a.contact_id FROM {ContactActivity._meta.db_table} a"
+        " WHERE a.spoke && daterange(%(first)s, %(last)s, '[]')"
+        f" UNION {messages} AND ev.id > %(unread_from)s",
+        {"unread_from": unread_from},
+    )
+
+
 def funnel_counts(groups: Groups, period: Period) -> dict[str, int]:
     """The six step counts, keyed as STEPS."""
     exposed, params = _exposed_sql(groups)
     orders, _ = _group_orders_sql(groups)
     in_groups, _ = groups.sql("m.group_id")
-    events_in_groups, _ = groups.sql("ev.group_id")
+    spoke, spoke_params = _spoke_sql(groups)
     row = _one(
         f"""
         WITH exposed AS ({exposed}),
@@ -76,11 +102,8 @@ def funnel_counts(groups: Groups, period: Period) -> dict[str, int]:
               AND m.joined_at >= %(start)s AND m.joined_at < %(end)s
         ),
         speakers AS (
-            SELECT DISTINCT ev.contact_id FROM {EVENTS} ev
-            WHERE ev.type = {int(EventType.MESSAGE)} AND ev.contact_id IS NOT NULL
-              AND ev.group_id IS NOT NULL AND {events_in_groups}
-              AND ev.occurred_at >= %(start)s AND ev.occurred_at < %(end)s
-              AND ev.contact_id IN (SELECT contact_id FROM exposed)
+            SELECT DISTINCT s.contact_id FROM ({spoke}) AS s
+            WHERE s.contact_id IN (SELECT contact_id FROM exposed)
         ),
         per_buyer AS (
             SELECT o.contact_id, count(*) AS orders FROM ({orders}) AS o GROUP BY o.contact_id
@@ -103,7 +126,14 @@ def funnel_counts(groups: Groups, period: Period) -> dict[str, int]:
             (SELECT count(*) FROM per_buyer WHERE orders >= 2),
             (SELECT count(*) FROM referrers)
         """,
-        {**params, "start": period.start, "end": period.end},
+        {
+            **params,
+            **spoke_params,
+            "start": period.start,
+            "end": period.end,
+            "first": period.first,
+            "last": period.last,
+        },
     )
     return {key: int(count) for (key, _label), count in zip(STEPS, row, strict=True)}
 

@@ -19,10 +19,12 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from analytics import metrics
+from analytics.activity import activity_rebuild
 from analytics.events import record
 from analytics.funnel import funnel, funnel_counts
 from analytics.metrics import ALL_GROUPS, Groups, Period, Ratio
-from analytics.models import EventType
+from analytics.models import Event, EventType, RollupWatermark
+from analytics.rollups import OVERLAP_IDS, WATERMARK
 from contacts.models import ChannelCode
 from groups.models import GroupMembership
 from tests.factories import ContactFactory, GroupFactory, StaffFactory
@@ -143,3 +145,35 @@ def test_an_empty_slice_has_zero_counts_and_undefined_shares(history):
 
     assert [s.count for s in steps] == [0] * 6
     assert all(s.from_previous.value is None for s in steps[1:])
+
+
+def _refreshed_up_to(event_id):
+    """As if the rollups' refresh had read the log up to `event_id`."""
+    activity_rebuild()
+    RollupWatermark.objects.update_or_create(name=WATERMARK, defaults={"event_id": event_id})
+
+
+def test_every_group_counts_the_same_speakers_from_the_refreshed_activity(history):
+    expected = funnel_counts(ALL_GROUPS, P)
+    # Far enough past the log that only the customers' spoken days are read, no message.
+    _refreshed_up_to(Event.objects.latest("id").pk + OVERLAP_IDS)
+
+    assert funnel_counts(ALL_GROUPS, P) == expected
+    assert expected["speakers"] == 3  # p1, p2, p4: not p5 (11-04), not a non-member
+
+
+def test_messages_after_the_last_refresh_still_count(history):
+    _refreshed_up_to(Event.objects.latest("id").pk)
+    p3 = GroupMembership.objects.get(contact__name="p3")  # joined A 11-03, never spoke
+
+    record(type=EventType.MESSAGE, occurred_at=at(11, 3, 23), key="late", contact=p3.contact)
+    assert funnel_counts(ALL_GROUPS, P)["speakers"] == 3  # not in a group: not speech there
+
+    record(
+        type=EventType.MESSAGE,
+        occurred_at=at(11, 3, 23),
+        key="later",
+        contact=p3.contact,
+        group=p3.group,
+    )
+    assert funnel_counts(ALL_GROUPS, P)["speakers"] == 4
