@@ -4,7 +4,6 @@ The customer types' rules live with the contact list (contacts.selectors), so th
 the list behind each slice can never disagree: a slice links to the list filtered by it.
 """
 
-from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -16,7 +15,11 @@ from django.utils import timezone
 from analytics.metrics import EVENTS, Ratio, _rows
 from analytics.models import EventType
 from contacts.filters import CustomerType
-from contacts.selectors import contacts_visible_to, customer_facts, customer_type_thresholds
+from contacts.selectors import (
+    contacts_visible_to,
+    customer_type_counts,
+    customer_type_thresholds,
+)
 
 
 @dataclass(frozen=True)
@@ -34,11 +37,9 @@ def type_thresholds() -> dict:
 
 def type_split(*, user, now: datetime | None = None) -> list[TypeSlice]:
     """How the customers the user may see divide into the four types (and unclassified)."""
-    now = now or timezone.now()
-    # Grouped facts for everyone, typed in Python: the list filter's one SQL expression
-    # (customer_type_expression) gives the same types, but per customer costs seconds here.
-    facts = customer_facts(contacts_visible_to(user).values_list("pk", flat=True), now=now)
-    counts = Counter(f.customer_type().value for f in facts.values())
+    # Grouped in SQL: the list filter's one SQL expression (customer_type_expression) gives
+    # the same types, but evaluated per customer it costs seconds here.
+    counts = customer_type_counts(contacts_visible_to(user), now=now)
     total = sum(counts.values())
     base = reverse("contacts:list")
     return [
@@ -83,24 +84,30 @@ class RfmCell:
     revenue_fen: int
 
 
+# Buyers (from `buyers`: _CONTACT_ORDERS) in RFM quintiles, per cell: (r, f, m, contacts,
+# revenue_fen).
+_RFM_CELLS = """
+    SELECT r, f, m, count(*) AS contacts, sum(revenue_fen) AS revenue_fen
+    FROM (
+        SELECT ntile(5) OVER (ORDER BY last_paid) AS r,
+               ntile(5) OVER (ORDER BY orders) AS f,
+               ntile(5) OVER (ORDER BY revenue_fen) AS m,
+               revenue_fen
+        FROM buyers
+    ) AS scored
+    GROUP BY r, f, m
+"""
+
+
+def _rfm_cells(rows) -> list[RfmCell]:
+    cells = [RfmCell(r, f, m, n, int(revenue)) for r, f, m, n, revenue in rows]
+    return sorted(cells, key=lambda c: (c.recency, c.frequency, c.monetary), reverse=True)
+
+
 def rfm_layers(*, now: datetime | None = None) -> list[RfmCell]:
     """Buyers in RFM quintiles (recency, frequency, money), counted per cell."""
-    rows = _rows(
-        f"""
-        WITH buyers AS ({_CONTACT_ORDERS}),
-        scored AS (
-            SELECT ntile(5) OVER (ORDER BY last_paid) AS r,
-                   ntile(5) OVER (ORDER BY orders) AS f,
-                   ntile(5) OVER (ORDER BY revenue_fen) AS m,
-                   revenue_fen
-            FROM buyers
-        )
-        SELECT r, f, m, count(*), sum(revenue_fen) FROM scored
-        GROUP BY r, f, m ORDER BY r DESC, f DESC, m DESC
-        """,
-        {"now": now or timezone.now()},
-    )
-    return [RfmCell(r, f, m, n, int(revenue)) for r, f, m, n, revenue in rows]
+    rows = _rows(f"WITH buyers AS ({_CONTACT_ORDERS}) {_RFM_CELLS}", {"now": now or timezone.now()})
+    return _rfm_cells(rows)
 
 
 @dataclass(frozen=True)
@@ -146,22 +153,22 @@ def lifetime_value(contact_id: int, *, now: datetime | None = None) -> Decimal:
     return Decimal(revenue) - (cost / brought if channel and brought else Decimal(0))
 
 
-def channel_values(*, now: datetime | None = None) -> list[ChannelValue]:
-    """Lifetime value per channel: its contacts' revenue minus its recorded cost, per contact."""
+# Every contact by source channel, with their revenue (from `buyers`: _CONTACT_ORDERS):
+# (channel_id, name, contacts, revenue_fen).
+_CHANNEL_REVENUE = """
+    SELECT c.source_channel_id AS channel_id, coalesce(ch.name, '') AS name, count(*) AS contacts,
+           coalesce(sum(o.revenue_fen), 0) AS revenue_fen
+    FROM contacts_contact c
+    LEFT JOIN contacts_channelcode ch ON ch.id = c.source_channel_id
+    LEFT JOIN buyers o ON o.contact_id = c.id
+    GROUP BY 1, 2
+"""
+
+
+def _channel_values(rows) -> list[ChannelValue]:
     costs = _channel_costs()
-    rows = _rows(
-        f"""
-        SELECT c.source_channel_id, coalesce(ch.name, ''), count(*),
-               coalesce(sum(o.revenue_fen), 0)
-        FROM contacts_contact c
-        LEFT JOIN contacts_channelcode ch ON ch.id = c.source_channel_id
-        LEFT JOIN ({_CONTACT_ORDERS}) o ON o.contact_id = c.id
-        GROUP BY 1, 2 ORDER BY 1 NULLS LAST
-        """,
-        {"now": now or timezone.now()},
-    )
     values = []
-    for channel, name, contacts, revenue in rows:
+    for channel, name, contacts, revenue in sorted(rows, key=lambda r: (r[0] is None, r[0])):
         cost = costs.get(channel, Decimal(0))
         values.append(
             ChannelValue(
@@ -175,3 +182,32 @@ def channel_values(*, now: datetime | None = None) -> list[ChannelValue]:
             )
         )
     return values
+
+
+def channel_values(*, now: datetime | None = None) -> list[ChannelValue]:
+    """Lifetime value per channel: its contacts' revenue minus its recorded cost, per contact."""
+    rows = _rows(
+        f"WITH buyers AS ({_CONTACT_ORDERS}) {_CHANNEL_REVENUE}", {"now": now or timezone.now()}
+    )
+    return _channel_values(rows)
+
+
+def customer_value(*, now: datetime | None = None) -> tuple[list[RfmCell], list[ChannelValue]]:
+    """rfm_layers and channel_values together, from one build of every buyer's order totals:
+    reading each order's number to group by it is most of either's cost."""
+    # One statement, so `buyers` is built once: the two parts' rows, told apart by the
+    # first column, each with NULL in the other's columns.
+    rows = _rows(
+        f"""
+        WITH buyers AS MATERIALIZED ({_CONTACT_ORDERS})
+        SELECT 'rfm', r, f, m, NULL, NULL, contacts, revenue_fen FROM ({_RFM_CELLS}) AS rfm
+        UNION ALL
+        SELECT 'channel', NULL, NULL, NULL, channel_id, name, contacts, revenue_fen
+        FROM ({_CHANNEL_REVENUE}) AS channels
+        """,
+        {"now": now or timezone.now()},
+    )
+    return (
+        _rfm_cells((*row[1:4], *row[6:]) for row in rows if row[0] == "rfm"),
+        _channel_values(row[4:] for row in rows if row[0] == "channel"),
+    )

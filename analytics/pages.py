@@ -640,8 +640,9 @@ class CustomerValuePage(AnalyticsPage):
 
     def build(self):
         now = self.period.end
-        rfm, rfm_chart = _rfm_table(customers.rfm_layers(now=now))
-        channels, channel_chart = _channel_value_table(customers.channel_values(now=now))
+        layers, values = customers.customer_value(now=now)
+        rfm, rfm_chart = _rfm_table(layers)
+        channels, channel_chart = _channel_value_table(values)
         charts = {"rfm": rfm_chart, "channels": channel_chart}
         return [rfm, channels], {"charts": {k: v for k, v in charts.items() if v}}
 
