@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from django.db import connection, transaction
 
-from analytics.metrics import Period, Ratio, _one, counted_orders_sql
+from analytics.metrics import PeopleRatios, Period, Ratio, _one, counted_orders_sql
 from analytics.models import ContactActivity, Event, EventType, GroupSpeech
 from groups.models import GroupMembership
 
@@ -185,7 +185,7 @@ def activity_recent(since: int, high: int) -> int:
 
 
 @dataclass(frozen=True)
-class Everyone:
+class Everyone(PeopleRatios):
     """analytics.metrics' figures for every group (ALL_GROUPS) over one period."""
 
     members_start: int  # members_at(start)
@@ -201,14 +201,6 @@ class Everyone:
     referrers: int  # … of whom brought someone in P
 
     @property
-    def leave_rate(self) -> Ratio:
-        return Ratio(self.left, self.exposed)
-
-    @property
-    def retention(self) -> Ratio:
-        return Ratio(self.retained, self.members_start)
-
-    @property
     def conversion(self) -> Ratio:
         return Ratio(self.buyers, self.exposed)
 
@@ -219,10 +211,6 @@ class Everyone:
     @property
     def repurchase_rate(self) -> Ratio:
         return Ratio(self.repeat_buyers, self.buyers)
-
-    @property
-    def referral_rate(self) -> Ratio:
-        return Ratio(self.referrers, self.active)
 
 
 # Each test against metrics.py's wording, with stays as [joined_at, left_at):

@@ -16,6 +16,7 @@ from analytics.metrics import (
     EVENTS,
     DailyMean,
     Orders,
+    PeopleRatios,
     Period,
     Ratio,
     _rows,
@@ -28,7 +29,7 @@ MEMBERSHIPS = "groups_groupmembership"
 
 
 @dataclass(frozen=True)
-class GroupRow:
+class GroupRow(PeopleRatios):
     members_start: int
     members_end: int
     exposed: int  # members at the start + joins (metrics.members_during)
@@ -47,20 +48,8 @@ class GroupRow:
         return self.exposed - self.members_start
 
     @property
-    def leave_rate(self) -> Ratio:
-        return Ratio(self.left, self.exposed)
-
-    @property
-    def retention(self) -> Ratio:
-        return Ratio(self.retained, self.members_start)
-
-    @property
     def conversion(self) -> Ratio:
         return Ratio(self.orders.buyers, self.exposed)
-
-    @property
-    def referral_rate(self) -> Ratio:
-        return Ratio(self.referrers, self.active)
 
     @property
     def roi(self) -> Ratio:

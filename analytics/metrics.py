@@ -318,6 +318,24 @@ def _group_orders_sql(groups: Groups) -> tuple[str, dict]:
     )
 
 
+class PeopleRatios:
+    """Leave rate, retention and referral rate from a slice's per-person counts, for the
+    classes that count them in one pass (analytics.activity, analytics.comparison): they
+    have members_start, exposed (members_during), left, retained, active and referrers."""
+
+    @property
+    def leave_rate(self) -> Ratio:
+        return Ratio(self.left, self.exposed)
+
+    @property
+    def retention(self) -> Ratio:
+        return Ratio(self.retained, self.members_start)
+
+    @property
+    def referral_rate(self) -> Ratio:
+        return Ratio(self.referrers, self.active)
+
+
 @dataclass(frozen=True)
 class Orders:
     """A slice's counted orders in P (their buyers members of its groups when ordering)."""
