@@ -30,6 +30,11 @@ def _midnight(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=SHANGHAI)
 
 
+# The Shanghai day whose 00:00 is the first midnight at or after the instant `{at}` (NULL
+# for an open end).
+_FIRST_MIDNIGHT = "((({at}) AT TIME ZONE 'Asia/Shanghai') - interval '1 microsecond')::date + 1"
+
+
 def join_cohorts(
     groups: Groups,
     *,
@@ -60,7 +65,7 @@ def join_cohorts(
     where, params = groups.sql("m.group_id")
     if groups == ALL_GROUPS:
         # Every group: each person's stays from ContactActivity (analytics.activity), the
-        # first join the earliest of them, kept when their union holds the moment.
+        # first join the earliest of them.
         firsts = f"""
             SELECT contact_id, joined_at, member FROM (
                 SELECT contact_id, least(lower(member), lower(blips)) AS joined_at, member
@@ -68,40 +73,48 @@ def join_cohorts(
             ) AS a
             WHERE joined_at >= %(from)s AND joined_at < %(until)s
         """
-        kept = "checks.member @> checks.at"
     else:
         firsts = f"""
-            SELECT m.contact_id, min(m.joined_at) AS joined_at, NULL::tstzmultirange AS member
+            SELECT m.contact_id, min(m.joined_at) AS joined_at,
+                   coalesce(range_agg(tstzrange(m.joined_at, m.left_at, '[)'))
+                       FILTER (WHERE m.left_at IS NULL OR m.left_at > m.joined_at), '{{}}')
+                       AS member
             FROM groups_groupmembership m
             WHERE m.contact_id IS NOT NULL AND {where}
             GROUP BY m.contact_id
             HAVING min(m.joined_at) >= %(from)s AND min(m.joined_at) < %(until)s
         """
-        kept = f"""EXISTS (
-            SELECT 1 FROM groups_groupmembership m
-            WHERE m.contact_id = checks.contact_id AND {where}
-              AND m.joined_at <= checks.at
-              AND (m.left_at IS NULL OR m.left_at > checks.at))"""
+    # A person is kept at column N when one of their stays (disjoint: a multirange's parts)
+    # holds the moment cohort + step × (N + 1) at 00:00 Shanghai. The columns a stay [lo, hi)
+    # holds are consecutive, N_lo … N_hi, worked out from the first midnight at or after lo
+    # and after hi: a row per stay instead of a containment test per person and column.
     rows = _rows(
         f"""
         WITH firsts AS ({firsts}),
-        cohorts AS (
-            SELECT contact_id, member,
+        cohorts AS MATERIALIZED (
+            SELECT member,
                    %(first_start)s::date + %(step)s * floor(
                        ((joined_at AT TIME ZONE 'Asia/Shanghai')::date - %(first_start)s::date)
                        / %(step)s::numeric)::int AS cohort
             FROM firsts
         ),
-        checks AS (
-            SELECT c.cohort, n,
-                   ((c.cohort + %(step)s * (n + 1))::timestamp
-                    AT TIME ZONE 'Asia/Shanghai') AS at,
-                   c.contact_id, c.member
-            FROM cohorts c CROSS JOIN generate_series(0, %(horizon)s) AS n
+        stays AS (
+            SELECT c.cohort,
+                   {_FIRST_MIDNIGHT.format(at="lower(r)")} AS lo_day,
+                   {_FIRST_MIDNIGHT.format(at="upper(r)")} AS hi_day
+            FROM cohorts c CROSS JOIN unnest(c.member) AS r
+        ),
+        spans AS (
+            SELECT cohort,
+                   greatest(0, (lo_day - cohort + %(step)s - 1) / %(step)s - 1) AS n_lo,
+                   least(%(horizon)s, coalesce((hi_day - 1 - cohort) / %(step)s - 1,
+                                               %(horizon)s)) AS n_hi
+            FROM stays
         )
-        SELECT cohort, n, count(*) AS size, count(*) FILTER (WHERE {kept}) AS kept
-        FROM checks WHERE checks.at <= %(now)s OR n = 0
-        GROUP BY cohort, n ORDER BY cohort, n
+        SELECT cohort, -1, -1, count(*) FROM cohorts GROUP BY cohort
+        UNION ALL
+        SELECT cohort, n_lo, n_hi, count(*) FROM spans WHERE n_lo <= n_hi
+        GROUP BY cohort, n_lo, n_hi
         """,
         {
             **params,
@@ -110,23 +123,25 @@ def join_cohorts(
             "first_start": first_start,
             "step": step,
             "horizon": horizon,
-            "now": now,
         },
     )
-    table: dict[date, dict[int, tuple[int, int]]] = {}
-    for cohort, n, size, kept in rows:
-        table.setdefault(cohort, {})[n] = (size, kept)
+    sizes: dict[date, int] = {}
+    kept: dict[date, list[int]] = {}
+    for cohort, n_lo, n_hi, count in rows:
+        if n_lo < 0:
+            sizes[cohort] = count
+            continue
+        columns = kept.setdefault(cohort, [0] * (horizon + 1))
+        for n in range(n_lo, n_hi + 1):
+            columns[n] += count
     result = []
     for start in starts:
-        cells = table.get(start, {})
-        size = cells[0][0] if 0 in cells else 0
+        size = sizes.get(start, 0)
+        columns = kept.get(start, [0] * (horizon + 1))
         reached = [
             _midnight(start + timedelta(days=step * (n + 1))) <= now for n in range(horizon + 1)
         ]
-        retained = [
-            Ratio(cells.get(n, (size, 0))[1], size) if reached[n] else None
-            for n in range(horizon + 1)
-        ]
+        retained = [Ratio(columns[n], size) if reached[n] else None for n in range(horizon + 1)]
         result.append(CohortRow(start=start, size=size, retained=retained))
     return result
 
@@ -149,36 +164,49 @@ def lifecycle_weeks(*, first: date, last: date) -> list[WeekStates]:
     while week <= last:
         weeks.append(week)
         week += timedelta(days=7)
-    # Only people active in the weeks shown or the week before the first are tested week by
-    # week; "active some time earlier" is their first active day, the lower bound of the days.
-    rows = _rows(
-        f"""
-        WITH people AS MATERIALIZED (  -- each union once, not once per test
-            SELECT spoke + bought AS days FROM {ContactActivity._meta.db_table}
-            WHERE (spoke + bought) && daterange(%(from)s, %(until)s)
-        ),
-        weeks AS (SELECT unnest(%(weeks)s::date[]) AS week),
-        states AS (
-            SELECT w.week,
-                p.days && daterange(w.week, w.week + 7) AS active,
-                p.days && daterange(w.week - 7, w.week) AS before,
-                lower(p.days) < w.week AS earlier
-            FROM weeks w JOIN people p ON p.days && daterange(w.week - 7, w.week + 7)
-        )
-        SELECT w.week,
-            (SELECT count(*) FROM contacts_contact c
-             WHERE c.first_added_at >= (w.week::timestamp AT TIME ZONE 'Asia/Shanghai')
-               AND c.first_added_at < ((w.week + 7)::timestamp AT TIME ZONE 'Asia/Shanghai')),
-            count(*) FILTER (WHERE s.active AND s.before),
-            count(*) FILTER (WHERE s.active AND NOT s.before AND s.earlier),
-            count(*) FILTER (WHERE s.before AND NOT s.active)
-        FROM weeks w LEFT JOIN states s ON s.week = w.week
-        GROUP BY w.week ORDER BY w.week
-        """,
-        {
-            "weeks": weeks,
-            "from": weeks[0] - timedelta(days=7),
-            "until": weeks[-1] + timedelta(days=7),
-        },
+    # One pass over the people active in the weeks shown or the week before the first: each
+    # gives a flag per week (index 0 the week before the first) and their first active day
+    # ever, and people alike are counted together, so no person is joined to every week.
+    bounds = [weeks[0] - timedelta(days=7), *weeks]
+    params = {f"w{i}": week for i, week in enumerate(bounds)}
+    flags = ", ".join(
+        f"spoke && daterange(%(w{i})s, %(w{i})s + 7) OR bought && daterange(%(w{i})s, %(w{i})s + 7)"
+        for i in range(len(bounds))
     )
-    return [WeekStates(*row) for row in rows]
+    window = "daterange(%(from)s, %(until)s)"
+    alike = _rows(
+        f"""
+        SELECT ARRAY[{flags}],
+               greatest(least(lower(spoke), lower(bought)), %(from)s - 1) AS first_day,
+               count(*)
+        FROM {ContactActivity._meta.db_table}
+        WHERE spoke && {window} OR bought && {window}
+        GROUP BY 1, 2
+        """,
+        {**params, "from": bounds[0], "until": weeks[-1] + timedelta(days=7)},
+    )
+    # New: first added to a staff member in the week, by the week's index in `weeks`.
+    new = dict(
+        _rows(
+            """
+            SELECT ((first_added_at AT TIME ZONE 'Asia/Shanghai')::date - %(from)s) / 7, count(*)
+            FROM contacts_contact
+            WHERE first_added_at >= (%(from)s::timestamp AT TIME ZONE 'Asia/Shanghai')
+              AND first_added_at < (%(until)s::timestamp AT TIME ZONE 'Asia/Shanghai')
+            GROUP BY 1
+            """,
+            {"from": weeks[0], "until": weeks[-1] + timedelta(days=7)},
+        )
+    )
+    result = []
+    for i, week in enumerate(weeks, start=1):
+        returning = resurrected = dormant = 0
+        for active, first_day, count in alike:
+            if active[i] and active[i - 1]:
+                returning += count
+            elif active[i] and first_day < week:
+                resurrected += count
+            elif active[i - 1] and not active[i]:
+                dormant += count
+        result.append(WeekStates(week, new.get(i - 1, 0), returning, resurrected, dormant))
+    return result

@@ -5,14 +5,14 @@ the list behind each slice can never disagree: a slice links to the list filtere
 """
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from urllib.parse import urlencode
 
 from django.urls import reverse
 from django.utils import timezone
 
-from analytics.metrics import EVENTS, Ratio, _rows
+from analytics.metrics import EVENTS, Ratio, _rows, counted_orders_sql
 from analytics.models import EventType
 from contacts.filters import CustomerType
 from contacts.selectors import (
@@ -56,23 +56,21 @@ def type_split(*, user, now: datetime | None = None) -> list[TypeSlice]:
 
 # --- RFM and lifetime value ---------------------------------------------------------------
 
-# A contact's orders, net of refunds, all time: (contact_id, orders, revenue_fen, last_paid).
+# A contact's orders, net of refunds, all time up to `end`: (contact_id, orders, revenue_fen,
+# last_paid). Counted orders as every metric counts them (metrics.counted_orders_sql), read
+# from the index of rare events: grouping every order and refund by its number read each
+# order's row from the table.
 _CONTACT_ORDERS = f"""
     SELECT contact_id, count(*) AS orders, sum(net_fen) AS revenue_fen, max(paid_at) AS last_paid
-    FROM (
-        SELECT contact_id,
-               coalesce(sum(amount) FILTER (WHERE type = {int(EventType.ORDER_PAID)}), 0)
-               - coalesce(sum(amount) FILTER (WHERE type = {int(EventType.ORDER_REFUNDED)}), 0)
-                 AS net_fen,
-               max(occurred_at) FILTER (WHERE type = {int(EventType.ORDER_PAID)}) AS paid_at
-        FROM {EVENTS}
-        WHERE type IN ({int(EventType.ORDER_PAID)}, {int(EventType.ORDER_REFUNDED)})
-          AND contact_id IS NOT NULL AND occurred_at < %(now)s
-        GROUP BY contact_id, coalesce(payload ->> 'order_no', 'event:' || id::text)
-    ) AS per_order
-    WHERE paid_at IS NOT NULL AND net_fen > 0
+    FROM ({counted_orders_sql()}) AS counted
     GROUP BY contact_id
 """
+# Since when `_CONTACT_ORDERS` counts orders: before any order there is.
+_ALL_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def _up_to(now: datetime | None) -> dict:
+    return {"start": _ALL_TIME, "end": now or timezone.now()}
 
 
 @dataclass(frozen=True)
@@ -84,14 +82,19 @@ class RfmCell:
     revenue_fen: int
 
 
+# A buyer's quintile 1 … 5 by `{by}`, from where they rank among all buyers. Equal buyers
+# share a quintile (most have one order: all of them frequency 1); ntile() would deal them
+# out over several, differently from one plan to the next.
+_QUINTILE = "least(5, 1 + floor(5 * percent_rank() OVER (ORDER BY {by})))::int"
+
 # Buyers (from `buyers`: _CONTACT_ORDERS) in RFM quintiles, per cell: (r, f, m, contacts,
 # revenue_fen).
-_RFM_CELLS = """
+_RFM_CELLS = f"""
     SELECT r, f, m, count(*) AS contacts, sum(revenue_fen) AS revenue_fen
     FROM (
-        SELECT ntile(5) OVER (ORDER BY last_paid) AS r,
-               ntile(5) OVER (ORDER BY orders) AS f,
-               ntile(5) OVER (ORDER BY revenue_fen) AS m,
+        SELECT {_QUINTILE.format(by="last_paid")} AS r,
+               {_QUINTILE.format(by="orders")} AS f,
+               {_QUINTILE.format(by="revenue_fen")} AS m,
                revenue_fen
         FROM buyers
     ) AS scored
@@ -106,7 +109,7 @@ def _rfm_cells(rows) -> list[RfmCell]:
 
 def rfm_layers(*, now: datetime | None = None) -> list[RfmCell]:
     """Buyers in RFM quintiles (recency, frequency, money), counted per cell."""
-    rows = _rows(f"WITH buyers AS ({_CONTACT_ORDERS}) {_RFM_CELLS}", {"now": now or timezone.now()})
+    rows = _rows(f"WITH buyers AS ({_CONTACT_ORDERS}) {_RFM_CELLS}", _up_to(now))
     return _rfm_cells(rows)
 
 
@@ -144,7 +147,7 @@ def lifetime_value(contact_id: int, *, now: datetime | None = None) -> Decimal:
                          WHERE o.contact_id = c.id), 0)
         FROM contacts_contact c WHERE c.id = %(contact)s
         """,
-        {"contact": contact_id, "now": now or timezone.now()},
+        {"contact": contact_id, **_up_to(now)},
     )
     if not rows:
         raise ValueError(f"no contact {contact_id}")
@@ -186,15 +189,13 @@ def _channel_values(rows) -> list[ChannelValue]:
 
 def channel_values(*, now: datetime | None = None) -> list[ChannelValue]:
     """Lifetime value per channel: its contacts' revenue minus its recorded cost, per contact."""
-    rows = _rows(
-        f"WITH buyers AS ({_CONTACT_ORDERS}) {_CHANNEL_REVENUE}", {"now": now or timezone.now()}
-    )
+    rows = _rows(f"WITH buyers AS ({_CONTACT_ORDERS}) {_CHANNEL_REVENUE}", _up_to(now))
     return _channel_values(rows)
 
 
 def customer_value(*, now: datetime | None = None) -> tuple[list[RfmCell], list[ChannelValue]]:
-    """rfm_layers and channel_values together, from one build of every buyer's order totals:
-    reading each order's number to group by it is most of either's cost."""
+    """rfm_layers and channel_values together, from one build of every buyer's order totals
+    (most of either's cost)."""
     # One statement, so `buyers` is built once: the two parts' rows, told apart by the
     # first column, each with NULL in the other's columns.
     rows = _rows(
@@ -205,7 +206,7 @@ def customer_value(*, now: datetime | None = None) -> tuple[list[RfmCell], list[
         SELECT 'channel', NULL, NULL, NULL, channel_id, name, contacts, revenue_fen
         FROM ({_CHANNEL_REVENUE}) AS channels
         """,
-        {"now": now or timezone.now()},
+        _up_to(now),
     )
     return (
         _rfm_cells((*row[1:4], *row[6:]) for row in rows if row[0] == "rfm"),

@@ -1,6 +1,6 @@
 """Cohort triangles, lifecycle weeks, the customer-type split, RFM and lifetime value."""
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -15,6 +15,7 @@ from analytics.models import EventType
 from contacts.models import ChannelCode
 from groups.models import GroupMembership
 from scrm.models import Role, User
+from tests.contacts.test_contact_list import order
 from tests.factories import ContactFactory, GroupFactory, StaffFactory
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -132,3 +133,17 @@ def test_lifetime_value_is_revenue_minus_the_cost_of_acquiring():
     assert value.lifetime_value_fen == Ratio(Decimal(17_000), 1)
     [cell] = rfm_layers()
     assert (cell.contacts, cell.revenue_fen) == (1, 20_000)
+
+
+def test_buyers_who_are_alike_share_their_rfm_quintiles():
+    # Four buyers with one ¥10 order each the same day: nothing sets one above another.
+    paid = datetime(2026, 10, 9, 12, tzinfo=SH)
+    for _ in range(4):
+        order(ContactFactory(), 1_000, paid)
+    best = ContactFactory()
+    order(best, 5_000, paid + timedelta(days=1))
+    order(best, 5_000, paid + timedelta(days=2))
+
+    cells = {(c.recency, c.frequency, c.monetary): c.contacts for c in rfm_layers()}
+
+    assert cells == {(1, 1, 1): 4, (5, 5, 5): 1}
