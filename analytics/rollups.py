@@ -33,20 +33,27 @@ import re
 from collections.abc import Callable, Iterable
 from datetime import date, timedelta
 
+from django.core.exceptions import PermissionDenied
 from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _t
 
 from analytics.activity import activity_rebuild, activity_recent
 from analytics.metrics import SHANGHAI, DailyMean, Period, Ratio, counted_orders_sql
-from analytics.models import DailyRollup, Event, EventType, RollupWatermark
+from analytics.models import ContactActivity, DailyRollup, Event, EventType, RollupWatermark
 from contacts.models import Contact
 from groups.models import Group, GroupMembership
+from scrm.jobs import Progress, job_start_once, no_progress
+from scrm.models import Job
 
 logger = logging.getLogger(__name__)
 
 ALL = "all"
 SLICE_PATTERN = re.compile(r"all|(group|owner|channel):\d+|type:[a-z_]+")
 WATERMARK = "daily"
+# A rebuild without dates (the command's default, the page's button) covers this many days.
+REBUILD_DAYS = 90
+REBUILD_JOB = "rollups_rebuild"  # the Job kind
 # Events can commit out of id order (a bulk load holds its ids until it commits), so each
 # refresh rereads this many ids below the watermark: one record_many batch.
 OVERLAP_IDS = 50_000
@@ -232,19 +239,54 @@ def shanghai_today() -> date:
     return timezone.now().astimezone(SHANGHAI).date()
 
 
-def rollup_rebuild(
-    first: date, last: date, *, progress: Callable[[date], None] | None = None
-) -> list[date]:
+def rollup_rebuild(first: date, last: date, *, progress: Progress = no_progress) -> list[date]:
     """Recompute every day from `first` to `last`, and every customer's activity
     (analytics.activity). On a first rebuild, start the incremental refresh from here rather
-    than from the first event ever."""
+    than from the first event ever.
+
+    `progress(done, total, phase=...)` counts the days, then the activity as one step more."""
     days = Period(first, last).days
+    steps = len(days) + 1
     high = _last_event_id()
-    rollup_days(days, progress=progress)
+    progress(0, steps, phase="rollup_days")
+    done = iter(range(1, len(days) + 1))
+    rollup_days(days, progress=lambda day: progress(next(done), steps, phase="rollup_days"))
+    progress(len(days), steps, phase="activity")
     activity_rebuild()
     if not RollupWatermark.objects.filter(name=WATERMARK).exists():
         _advance_watermark(high)
     return days
+
+
+def rebuild_period(days: int = REBUILD_DAYS) -> Period:
+    """The last `days` Shanghai days, today included."""
+    last = shanghai_today()
+    return Period(last - timedelta(days=days - 1), last)
+
+
+def rollup_rebuild_start(*, user) -> tuple[Job, bool]:
+    """Queue a rebuild of the last REBUILD_DAYS days as a Job the pages follow; managers only.
+
+    While one is queued or running, that one is returned (with False) instead of a second:
+    two would rewrite the same days one after the other for nothing.
+    """
+    if not (user.is_authenticated and user.is_manager):
+        raise PermissionDenied(_t("Only managers may rebuild the figures."))
+    from analytics.tasks import rollups_rebuild_run  # the tasks module imports this one
+
+    return job_start_once(kind=REBUILD_JOB, user=user, task=rollups_rebuild_run)
+
+
+def rollup_rebuild_job(job: Job, *, progress: Progress = no_progress) -> dict:
+    """The rebuild job's work: what `manage.py rollups_rebuild` does without options."""
+    period = rebuild_period()
+    days = rollup_rebuild(period.first, period.last, progress=progress)
+    return {
+        "days": len(days),
+        "first": period.first.isoformat(),
+        "last": period.last.isoformat(),
+        "customers": ContactActivity.objects.count(),
+    }
 
 
 def _touched_days(since: int, high: int, today: date) -> set[date]:

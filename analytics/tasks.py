@@ -3,6 +3,7 @@
 from celery import shared_task
 
 from analytics import rollups
+from scrm.jobs import LONG_JOB_LIMITS, job_run
 
 
 # Safe to run twice or side by side: each day is rewritten whole under a per-day lock.
@@ -10,3 +11,10 @@ from analytics import rollups
 def rollups_refresh() -> int:
     """Every 5 minutes (settings.CELERY_BEAT_SCHEDULE): recompute the days new events touched."""
     return len(rollups.rollup_recent())
+
+
+@shared_task(acks_late=True, ignore_result=True, **LONG_JOB_LIMITS)
+def rollups_rebuild_run(job_id: int) -> str:
+    """A manager's rebuild of the rollups (analytics.rollups.rollup_rebuild_start); job_run's
+    claim makes a duplicated message run it once."""
+    return job_run(job_id, lambda job, progress: rollups.rollup_rebuild_job(job, progress=progress))

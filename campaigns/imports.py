@@ -40,7 +40,7 @@ from contacts.imports import (
 from contacts.models import ChannelCode, Contact
 from contacts.selectors import contacts_visible_to
 from groups.models import Group
-from scrm.jobs import Progress, job_create, job_queue
+from scrm.jobs import Progress, job_create, job_queue, no_progress
 from scrm.models import Job
 
 ORDER_COLUMNS = (
@@ -93,10 +93,6 @@ _TIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M")
 _ITEM_SPLIT = re.compile(r"[;；\n]")
 # "奶茶 ×2", "奶茶 x2", "奶茶*2": a name and a quantity.
 _ITEM_QUANTITY = re.compile(r"^(?P<name>.*?)\s*[×xX*]\s*(?P<quantity>\d{1,6})$")
-
-
-def _no_progress(done: int, total: int | None = None, *, phase: str | None = None) -> None:
-    pass
 
 
 def amount_to_fen(text: str) -> tuple[int | None, str | None]:
@@ -192,7 +188,7 @@ def _lookup(model_qs, column: str, values: set[str]) -> dict:
 
 
 def orders_check(
-    sheet: Sheet, *, user, progress: Progress = _no_progress
+    sheet: Sheet, *, user, progress: Progress = no_progress
 ) -> tuple[list[OrderRow], list[RowError]]:
     """Every row checked against the file and the database; nothing is written."""
     check = RowChecker()
@@ -372,7 +368,7 @@ def _contacts_refresh_after_commit(contact_ids: set[int]) -> None:
     transaction.on_commit(everyone)
 
 
-def orders_write(rows: list[OrderRow], *, progress: Progress = _no_progress) -> OrdersImported:
+def orders_write(rows: list[OrderRow], *, progress: Progress = no_progress) -> OrdersImported:
     """Write checked rows in one transaction: new orders with ORDER_PAID (and ORDER_REFUNDED
     for refunded ones), refunds of stored orders with ORDER_REFUNDED."""
     now = timezone.now()
@@ -421,7 +417,7 @@ def orders_write(rows: list[OrderRow], *, progress: Progress = _no_progress) -> 
 
 
 def orders_import(
-    *, path: Path, name: str, user, progress: Progress = _no_progress
+    *, path: Path, name: str, user, progress: Progress = no_progress
 ) -> OrdersImported:
     """Read, check and write an orders file. Raises ImportFileError for a file that cannot
     be read and ImportRejected (with every problem) when any row is bad; then nothing is
@@ -473,7 +469,7 @@ def _order_row(order: Order) -> list:
     ]
 
 
-def orders_export(*, user, path: Path, fmt: str, progress: Progress = _no_progress) -> int:
+def orders_export(*, user, path: Path, fmt: str, progress: Progress = no_progress) -> int:
     """Write the orders this login may see to `path`, oldest first; returns rows."""
     orders = orders_visible_to(user)
     total = orders.count()
@@ -504,7 +500,7 @@ def orders_export(*, user, path: Path, fmt: str, progress: Progress = _no_progre
     return done
 
 
-def orders_export_job(job: Job, *, progress: Progress = _no_progress) -> dict:
+def orders_export_job(job: Job, *, progress: Progress = no_progress) -> dict:
     relative = export_file(job, stem="orders")
     with translation.override(job.params.get("language")):
         rows = orders_export(

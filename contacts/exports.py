@@ -25,7 +25,7 @@ from contacts.imports import (
 from contacts.lifecycle import order_totals
 from contacts.models import Contact, ContactNote, ContactTag
 from contacts.selectors import active_follows, contacts_visible_to
-from scrm.jobs import Progress, job_create, job_queue
+from scrm.jobs import Progress, job_create, job_queue, no_progress
 from scrm.models import Job
 
 # Contacts per query: each chunk is one query for the contacts, one each for tags, remarks
@@ -46,10 +46,6 @@ class ExportError(ValueError):
     def __init__(self, message: str, *, field: str):
         super().__init__(message)
         self.field = field
-
-
-def _no_progress(done: int, total: int | None = None, *, phase: str | None = None) -> None:
-    pass
 
 
 # Text a spreadsheet would run as a formula: = + - @ at the start (CSV injection).
@@ -251,7 +247,7 @@ def contacts_export(
     path: Path,
     fmt: str,
     contacts: ContactSelection = None,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
 ) -> int:
     """Write the contacts the login may see (of the selection) to `path`; returns rows."""
     total, batches = contact_chunks(user=user, contacts=contacts)
@@ -282,7 +278,7 @@ def _selection_from_params(params: dict, *, user) -> ContactSelection:
     return None
 
 
-def contacts_export_job(job: Job, *, progress: Progress = _no_progress) -> dict:
+def contacts_export_job(job: Job, *, progress: Progress = no_progress) -> dict:
     """Run a contacts_export job's work; returns what the job produced."""
     relative = export_file(job, stem="contacts")
     with translation.override(job.params.get("language")):

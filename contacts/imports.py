@@ -38,7 +38,7 @@ from contacts.models import (
     TagSource,
 )
 from contacts.selectors import contacts_visible_to
-from scrm.jobs import Progress, job_create, job_queue
+from scrm.jobs import Progress, job_create, job_queue, no_progress
 from scrm.models import Job
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
@@ -52,10 +52,6 @@ DB_CHUNK = 5_000
 MAX_ERRORS_KEPT = 5_000
 NOTE_MAX_LENGTH = 2_000  # as contacts.remarks allows for a remark typed in the page
 TAG_NAME_MAX = 30  # WeCom's limit for tag and tag group names
-
-
-def _no_progress(done: int, total: int | None = None, *, phase: str | None = None) -> None:
-    pass
 
 
 # --- problems, in the words the user reads ---------------------------------------------------
@@ -552,7 +548,7 @@ def _existing_ids(external_userids: list[str], contacts=None) -> dict[str, int]:
 
 
 def contacts_check(
-    sheet: Sheet, *, user, progress: Progress = _no_progress
+    sheet: Sheet, *, user, progress: Progress = no_progress
 ) -> tuple[list[ContactRow], list[RowError]]:
     """Every row checked against the file and the database; nothing is written."""
     check = RowChecker()
@@ -908,7 +904,7 @@ def _follows_add(
 
 
 def contacts_write(
-    rows: list[ContactRow], *, user, key: str, progress: Progress = _no_progress
+    rows: list[ContactRow], *, user, key: str, progress: Progress = no_progress
 ) -> ContactsImported:
     """Write checked rows in one transaction. `key` (the file's digest) makes the events
     of one file recognisable, so importing it again records nothing new."""
@@ -949,7 +945,7 @@ def contacts_write(
 
 
 def contacts_import(
-    *, path: Path, name: str, user, progress: Progress = _no_progress
+    *, path: Path, name: str, user, progress: Progress = no_progress
 ) -> ContactsImported:
     """Read, check and write a contacts file. Raises ImportFileError for a file that cannot
     be read and ImportRejected (with every problem) when any row is bad; then nothing is

@@ -10,6 +10,7 @@ urlpatterns = [
     path("imports/<str:kind>/", views.ImportStartView.as_view(), name="import"),
     path("exports/<str:kind>/", views.ExportStartView.as_view(), name="export"),
     path("templates/<str:kind>.csv", views.ImportTemplateView.as_view(), name="template"),
+    path("upkeep/<str:kind>/", views.UpkeepStartView.as_view(), name="upkeep"),
     path("jobs/", views.JobListView.as_view(), name="jobs"),
     path("jobs/<int:pk>/", views.JobDetailView.as_view(), name="job"),
     path("jobs/<int:pk>.json", views.JobStatusJsonView.as_view(), name="job-json"),

@@ -2,6 +2,8 @@
 
 Importing writes, so analysts may not; exporting only reads, so any login may export what
 it can see. A job and its files are shown only to whoever started it, and to managers.
+Managers also start the long upkeep here (a full sync from WeCom, a rebuild of the figures),
+followed on the same job pages.
 """
 
 import csv
@@ -9,6 +11,7 @@ from pathlib import Path
 
 from django import forms
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse, QueryDict
@@ -46,6 +49,8 @@ KIND_LABELS = {
     "orders_export": _("Order export"),
     "contacts_tag": _("Customer tagging"),
     "contacts_untag": _("Customer untagging"),
+    "wecom_sync": _("Full sync from WeCom"),
+    "rollups_rebuild": _("Rebuild of the figures"),
 }
 PHASE_LABELS = {
     "queued": _("Waiting for a worker"),
@@ -54,6 +59,11 @@ PHASE_LABELS = {
     "checking": _("Checking every row"),
     "writing": _("Writing"),
     "exporting": _("Writing the file"),
+    "wecom_staff": _("Reading staff and tags from WeCom"),
+    "wecom_contacts": _("Reading customers from WeCom"),
+    "wecom_groups": _("Reading groups and members from WeCom"),
+    "rollup_days": _("Recomputing the daily figures"),
+    "activity": _("Recomputing each customer's activity"),
     "done": _("Done"),
     "failed": _("Stopped"),
 }
@@ -79,6 +89,43 @@ IMPORTS = {"contacts": contacts_import_start, "orders": _orders_import_start}
 EXPORTS = {"contacts": contacts_export_start, "orders": _orders_export_start}
 
 
+# The upkeep lives above contacts (groups, analytics): reached only when asked for.
+def _full_sync_start(*, user) -> tuple[Job, bool]:
+    from groups.sync import full_sync_start
+
+    return full_sync_start(user=user)
+
+
+def _rollups_rebuild_start(*, user) -> tuple[Job, bool]:
+    from analytics.rollups import rollup_rebuild_start
+
+    return rollup_rebuild_start(user=user)
+
+
+# Job kind -> its start service, which returns the job and whether it is a new one.
+UPKEEP = {"wecom_sync": _full_sync_start, "rollups_rebuild": _rollups_rebuild_start}
+# What a finished upkeep job's page lists, in this order: result key -> label.
+OUTCOME_LABELS = {
+    "wecom_sync": {
+        "staff": _("Staff changed"),
+        "tags": _("Tag changes"),
+        "follows": _("Customer relations in WeCom"),
+        "follows_added": _("Customer relations added"),
+        "follows_ended": _("Customer relations ended"),
+        "tag_changes": _("Customer tag changes"),
+        "groups": _("Groups in WeCom"),
+        "groups_changed": _("Groups changed"),
+        "groups_dismissed": _("Groups dismissed"),
+    },
+    "rollups_rebuild": {
+        "first": _("From"),
+        "last": _("To"),
+        "days": _("Days recomputed"),
+        "customers": _("Customers whose activity was recomputed"),
+    },
+}
+
+
 def _order_columns() -> tuple[str, ...]:
     from campaigns.imports import ORDER_COLUMNS
 
@@ -98,6 +145,13 @@ def job_percent(job: Job) -> int:
     return 100 if job.status == Job.Status.DONE else job.percent
 
 
+def job_count_label(job: Job) -> str:
+    """Under the bar: "40 of 120", or "40 so far" while the total is not known yet."""
+    if job.total:
+        return _t("%(done)s of %(total)s") % {"done": job.done, "total": job.total}
+    return _t("%(done)s so far") % {"done": job.done} if job.done else ""
+
+
 def _url(request, name: str, pk: int) -> str:
     return request.build_absolute_uri(reverse(name, args=[pk]))
 
@@ -115,6 +169,7 @@ def job_payload(job: Job, request, *, with_errors: bool = False) -> dict:
         "done": job.done,
         "total": job.total,
         "percent": job_percent(job),
+        "count_label": job_count_label(job),
         "finished": job_is_finished(job),
         "created_at": job.created_at.isoformat(),
         "finished_at": job.finished_at.isoformat() if job.finished_at else None,
@@ -187,8 +242,42 @@ class ExportForm(forms.Form):
             raise forms.ValidationError(_("Contact ids are whole numbers.")) from None
 
 
+def _upkeep(user) -> list[dict]:
+    """The upkeep a manager may start, each with its latest job; nothing for anyone else."""
+    if not user.is_manager:
+        return []
+    from analytics.rollups import REBUILD_DAYS
+
+    about = {
+        "wecom_sync": _t(
+            "Reads every staff member, tag, customer and group from WeCom and brings ours in "
+            "line. Callbacks keep things current; run this after WeCom was unreachable or "
+            "when something looks missing. Safe to run again: what already matches stays."
+        ),
+        "rollups_rebuild": _t(
+            "Recomputes the daily figures of the last %(days)s days and every customer's "
+            "activity from the event log, after a fix to past data."
+        )
+        % {"days": REBUILD_DAYS},
+    }
+    upkeep = []
+    for kind in UPKEEP:
+        latest = Job.objects.filter(kind=kind).order_by("-created_at", "-pk").first()
+        upkeep.append(
+            {
+                "kind": kind,
+                "label": KIND_LABELS[kind],
+                "about": about[kind],
+                "latest": latest,
+                "under_way": latest is not None and not job_is_finished(latest),
+            }
+        )
+    return upkeep
+
+
 def _home_context(request, **forms_by_name) -> dict:
     context = {
+        "upkeep": _upkeep(request.user),
         "can_import": can_write(request.user),
         "contacts_import_form": ImportForm(prefix="contacts"),
         "orders_import_form": ImportForm(prefix="orders"),
@@ -256,6 +345,25 @@ class ExportStartView(LoginRequiredMixin, TemplateView):
         return self.render_to_response(context, status=400)
 
 
+class UpkeepStartView(LoginRequiredMixin, View):
+    """A manager starts a full sync or a rebuild and goes to its job page; one already queued
+    or running is shown instead of starting a second. Anyone else: 403 (the service says)."""
+
+    http_method_names = ["post"]
+
+    def post(self, request, kind: str):
+        if kind not in UPKEEP:
+            raise Http404("no such job")
+        job, started = UPKEEP[kind](user=request.user)
+        if not started:
+            messages.info(
+                request,
+                _t("%(job)s #%(id)s is already under way; here it is.")
+                % {"job": KIND_LABELS[kind], "id": job.pk},
+            )
+        return redirect("io:job", pk=job.pk)
+
+
 class JobListView(LoginRequiredMixin, ListView):
     """The user's recent jobs, to come back to one."""
 
@@ -298,6 +406,11 @@ class JobDetailView(LoginRequiredMixin, TemplateView):
             is_import=job.kind.endswith("_import"),
             is_export=job.kind.endswith("_export"),
             is_tagging=job.kind in ("contacts_tag", "contacts_untag"),
+            outcome=[
+                (label, result[key])
+                for key, label in OUTCOME_LABELS.get(job.kind, {}).items()
+                if key in result
+            ],
             result=result,
             errors=errors,
             page_obj=errors,
@@ -365,6 +478,7 @@ JobOut = inline_serializer(
         "done": serializers.IntegerField(),
         "total": serializers.IntegerField(),
         "percent": serializers.IntegerField(),
+        "count_label": serializers.CharField(),
         "finished": serializers.BooleanField(),
         "created_at": serializers.DateTimeField(),
         "finished_at": serializers.DateTimeField(allow_null=True),

@@ -4,12 +4,23 @@ from celery import shared_task
 
 from groups.handover import handover_poll
 from groups.models import Handover
-from groups.sync import full_sync
+from groups.sync import full_sync, full_sync_failure
+from scrm.jobs import LONG_JOB_LIMITS, job_run
 from wecom.errors import WeComError
 
 
-@shared_task(bind=True, acks_late=True, max_retries=3)
-def wecom_full_sync(self) -> dict:
+@shared_task(bind=True, acks_late=True, max_retries=3, **LONG_JOB_LIMITS)
+def wecom_full_sync(self, job_id: int | None = None) -> dict | str:
+    """A full sync from WeCom.
+
+    Started by a manager (groups.sync.full_sync_start) it runs as that Job: its page shows the
+    progress, and a WeCom error ends it FAILED with one line, to be started again. Without a
+    job (beat, a script) a transient WeCom error is retried later instead.
+    """
+    if job_id is not None:
+        return job_run(
+            job_id, lambda job, progress: full_sync(progress=progress), explain=full_sync_failure
+        )
     try:
         return full_sync()
     except WeComError as exc:

@@ -4,10 +4,13 @@ import json
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.db.models import QuerySet
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _t
 
 from scrm.models import Job
 
@@ -15,6 +18,20 @@ logger = logging.getLogger(__name__)
 
 # What a long task calls every N rows: progress(done, total=None, phase=None).
 Progress = Callable[..., None]
+
+
+def no_progress(done: int, total: int | None = None, *, phase: str | None = None) -> None:
+    """The progress of work no one follows."""
+
+
+# Time limits of a task that runs a long job (the global ones are minutes).
+LONG_JOB_LIMITS = {"soft_time_limit": 3_600, "time_limit": 3_660}
+# A run-once-at-a-time job still queued or running this long after it was started has lost its
+# worker (a restart, a lost message): the hard time limit would have ended it. It no longer
+# blocks a new one.
+ABANDONED_AFTER = timedelta(hours=2)
+# pg_advisory_xact_lock(JOB_START_LOCK, hashtext(kind)): two clicks never start two of a kind.
+JOB_START_LOCK = 0x4A4F4253  # "JOBS"
 
 
 def job_create(*, kind: str, user, params: dict | None = None, total: int = 0) -> Job:
@@ -59,7 +76,9 @@ class ProgressReporter:
     def __call__(self, done: int, total: int | None = None, *, phase: str | None = None) -> None:
         if total is not None:
             self.total = total
-        params = (min(done, self.total), self.total, json.dumps({"phase": phase} if phase else {}))
+        # total 0: not known yet (e.g. how many customers WeCom will list); done still counts.
+        shown = min(done, self.total) if self.total else done
+        params = (shown, self.total, json.dumps({"phase": phase} if phase else {}))
         if connection.in_atomic_block:
             if self._side is None:
                 self._side = connections.create_connection(DEFAULT_DB_ALIAS)
@@ -103,6 +122,69 @@ def job_fail(job_id: int, *, error: str, result: dict | None = None) -> None:
     job.error = error
     job.finished_at = timezone.now()
     job.save(update_fields=["status", "result", "error", "finished_at"])
+
+
+def job_start_once(*, kind: str, user, task, params: dict | None = None) -> tuple[Job, bool]:
+    """Start a job of a kind that must not run twice at once (a full sync, a rebuild).
+
+    While one of the kind is queued or running, that one is returned with False and nothing
+    new starts; otherwise a new job is queued for `task` and returned with True.
+    """
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [JOB_START_LOCK, kind])
+        unfinished = Job.objects.filter(
+            kind=kind, status__in=(Job.Status.QUEUED, Job.Status.RUNNING)
+        ).order_by("created_at")
+        for abandoned in unfinished.filter(created_at__lt=timezone.now() - ABANDONED_AFTER):
+            job_fail(
+                abandoned.pk,
+                error=_t("The worker running this job stopped before it finished; start it again."),
+            )
+        current = unfinished.first()
+        if current is not None:
+            return current, False
+        job = job_create(
+            kind=kind,
+            user=user,
+            params={"language": translation.get_language(), **(params or {})},
+        )
+        job_queue(job, task)
+        return job, True
+
+
+def job_run(
+    job_id: int,
+    work: Callable[[Job, Progress], dict],
+    *,
+    explain: Callable[[Exception], str | None] = lambda error: None,
+) -> str:
+    """Claim the job, run `work(job, progress)` in the language it was started in, and record
+    how it ended: DONE with what `work` returned, or FAILED with one line the user reads.
+
+    `explain(error)` gives that line for an error the work may meet (WeCom unreachable);
+    anything else is logged with its traceback and shown as an unexpected error.
+    """
+    job = job_claim(job_id)
+    if job is None:
+        return "not queued"  # gone, or another delivery of this message has it
+    with translation.override(job.params.get("language")), job_progress(job.pk) as progress:
+        try:
+            result = work(job, progress)
+        except SoftTimeLimitExceeded:
+            job_fail(job.pk, error=_t("The job took too long and was stopped."))
+            return "timed out"
+        except Exception as error:
+            message = explain(error)
+            if message is None:
+                logger.exception("job %s (%s) failed", job.pk, job.kind)
+                message = _t("An unexpected error stopped the job.")
+            else:
+                logger.warning("job %s (%s) failed: %s", job.pk, job.kind, error)
+            job_fail(job.pk, error=message)
+            return "failed"
+    job_finish(job.pk, result=result)
+    return "done"
 
 
 def jobs_visible_to(user) -> QuerySet[Job]:

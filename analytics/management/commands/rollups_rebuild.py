@@ -1,13 +1,11 @@
 """`manage.py rollups_rebuild`: recompute the daily rollups of a range of days from the raw log."""
 
 import time
-from datetime import date, timedelta
+from datetime import date
 
 from django.core.management.base import BaseCommand, CommandError
 
-from analytics.rollups import rollup_rebuild, shanghai_today
-
-DEFAULT_DAYS = 90
+from analytics.rollups import REBUILD_DAYS, rebuild_period, rollup_rebuild
 
 
 def _day(value: str | None, option: str) -> date:
@@ -27,7 +25,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "--days", type=int, help=f"the last N days up to today (default {DEFAULT_DAYS})"
+            "--days", type=int, help=f"the last N days up to today (default {REBUILD_DAYS})"
         )
         parser.add_argument("--first", help="first day, YYYY-MM-DD")
         parser.add_argument("--last", help="last day, YYYY-MM-DD")
@@ -40,15 +38,19 @@ class Command(BaseCommand):
             if last_day < first_day:
                 raise CommandError("--last: must not be before --first")
         else:
-            days = DEFAULT_DAYS if days is None else days
+            days = REBUILD_DAYS if days is None else days
             if days < 1:
                 raise CommandError(f"--days: must be at least 1, got {days}")
-            last_day = shanghai_today()
-            first_day = last_day - timedelta(days=days - 1)
+            period = rebuild_period(days)
+            first_day, last_day = period.first, period.last
 
         started = time.monotonic()
         rebuilt = rollup_rebuild(
-            first_day, last_day, progress=lambda day: self.stdout.write(f"  {day}", ending="\r")
+            first_day,
+            last_day,
+            progress=lambda done, total, phase=None: self.stdout.write(
+                f"  {done}/{total}", ending="\r"
+            ),
         )
         self.stdout.write(
             f"Rebuilt {len(rebuilt)} day(s) from {first_day} to {last_day} "
