@@ -56,8 +56,8 @@ class GroupRow(PeopleRatios):
         return Ratio(self.sales_fen, self.cost_fen)
 
 
-_PEOPLE_SQL = f"""
-WITH stays AS (
+_STAYS = f"""
+stays AS (
     -- Each member's stays in each group that touch P, as what they say about P.
     SELECT m.group_id, m.contact_id,
         bool_or(m.joined_at <= %(start)s AND (m.left_at IS NULL OR m.left_at > %(start)s))
@@ -71,7 +71,11 @@ WITH stays AS (
     WHERE m.contact_id IS NOT NULL AND m.group_id = ANY(%(groups)s)
       AND m.joined_at <= %(end)s AND (m.left_at IS NULL OR m.left_at >= %(start)s)
     GROUP BY m.group_id, m.contact_id
-),
+)"""
+# Per group (the columns group_rows unpacks): members at the start and end, exposed, left,
+# retained, buyers, repeat buyers, orders, order fen, active, referrers.
+_PEOPLE_SQL = f"""
+WITH {_STAYS},
 buys AS (
     -- Counted orders in P, once for each group its buyer was in when paying.
     SELECT group_id, contact_id, count(*) AS orders, sum(net_fen) AS fen
@@ -108,10 +112,33 @@ LEFT JOIN {GROUP_SPEECH} sp ON sp.group_id = s.group_id AND sp.contact_id = s.co
 LEFT JOIN referrers r ON r.contact_id = s.contact_id
 GROUP BY s.group_id
 """
+# The same columns from the stays alone, the rest 0: what sorting by a member count or by
+# leave rate or retention needs of every group.
+_STAYS_SQL = f"""
+WITH {_STAYS}
+SELECT s.group_id,
+    count(*) FILTER (WHERE s.at_start),
+    count(*) FILTER (WHERE s.at_end),
+    count(*) FILTER (WHERE s.exposed),
+    count(*) FILTER (WHERE s.left_ AND NOT s.at_end),
+    count(*) FILTER (WHERE s.at_start AND s.at_end),
+    0, 0, 0, 0, 0, 0
+FROM stays s
+GROUP BY s.group_id
+"""
 
 
-def group_rows(group_ids: list[int], period: Period) -> dict[int, GroupRow]:
-    """Each group's figures for P, by group id."""
+# What group_rows can compute: the stays alone (member counts, leave rate, retention), every
+# per-person figure (the stays with orders, speech and referrals), money (sales and cost),
+# the daily means (from the rollups).
+PARTS = frozenset({"stays", "people", "money", "daily"})
+
+
+def group_rows(
+    group_ids: list[int], period: Period, *, parts: frozenset[str] = PARTS
+) -> dict[int, GroupRow]:
+    """Each group's figures for P, by group id; only `parts` of them computed (the others
+    0), for sorting a thousand groups by one figure before the page's few are computed whole."""
     ids = list(group_ids)
     params = {
         "groups": ids,
@@ -120,15 +147,19 @@ def group_rows(group_ids: list[int], period: Period) -> dict[int, GroupRow]:
         "first": period.first,
         "last": period.last,
     }
-    people = {row[0]: row[1:] for row in _rows(_PEOPLE_SQL, params)}
-    money = rois("group_id", ids, period)
-    daily = _daily(ids, period)
+    people = {}
+    if "people" in parts or "stays" in parts:
+        sql = _PEOPLE_SQL if "people" in parts else _STAYS_SQL
+        people = {row[0]: row[1:] for row in _rows(sql, params)}
+    nothing = Ratio(0, 0)
+    money = rois("group_id", ids, period) if "money" in parts else {}
+    daily = _daily(ids, period) if "daily" in parts else {}
     result = {}
     for gid in ids:
         start, end, exposed, left, retained, buyers, repeat, orders, fen, active, referrers = (
             people.get(gid, (0,) * 11)
         )
-        interaction, messages = daily[gid]
+        interaction, messages = daily.get(gid, (DailyMean(), DailyMean()))
         result[gid] = GroupRow(
             members_start=start,
             members_end=end,
@@ -138,8 +169,8 @@ def group_rows(group_ids: list[int], period: Period) -> dict[int, GroupRow]:
             orders=Orders(buyers, repeat, orders, int(fen)),
             active=active,
             referrers=referrers,
-            sales_fen=money[gid].numerator,
-            cost_fen=money[gid].denominator,
+            sales_fen=money.get(gid, nothing).numerator,
+            cost_fen=money.get(gid, nothing).denominator,
             interaction_rate=interaction,
             messages_per_member=messages,
         )
@@ -150,21 +181,20 @@ def _daily(ids: list[int], period: Period) -> dict[int, tuple[DailyMean, DailyMe
     """Interaction rate and messages per member of each group, from its daily rollups (as
     rollups.interaction_rate / messages_per_member read them), in one query."""
     slices = {rollups.group_slice(gid): gid for gid in ids}
+    # Plain tuples: a thousand groups are some 30,000 rows, and model instances cost more
+    # than the query.
     stored = {
-        (row.slice, row.day): row
-        for row in DailyRollup.objects.filter(
+        (slice, day): (members, speakers, messages)
+        for slice, day, members, speakers, messages in DailyRollup.objects.filter(
             slice__in=list(slices), day__range=(period.first, period.last)
-        ).only("slice", "day", "members_end", "speakers", "messages")
+        ).values_list("slice", "day", "members_end", "speakers", "messages")
     }
+    nothing = (0, 0, 0)
     result = {}
     for slice, gid in slices.items():
-        rows = {day: stored.get((slice, day)) for day in period.days}
+        rows = {day: stored.get((slice, day), nothing) for day in period.days}
         result[gid] = (
-            DailyMean(
-                {d: Ratio(r.speakers, r.members_end) if r else Ratio(0, 0) for d, r in rows.items()}
-            ),
-            DailyMean(
-                {d: Ratio(r.messages, r.members_end) if r else Ratio(0, 0) for d, r in rows.items()}
-            ),
+            DailyMean({d: Ratio(speakers, members) for d, (members, speakers, _m) in rows.items()}),
+            DailyMean({d: Ratio(messages, members) for d, (members, _s, messages) in rows.items()}),
         )
     return result

@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
@@ -82,7 +83,7 @@ class DailyMean:
 
     days: dict[date, Ratio] = field(default_factory=dict)
 
-    @property
+    @cached_property  # read for sorting, charting and showing a thousand groups
     def value(self) -> Decimal | None:
         defined = [r.value for r in self.days.values() if r.value is not None]
         if not defined:

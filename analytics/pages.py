@@ -23,7 +23,7 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from django.views.generic import TemplateView
 
-from analytics import cohorts, costs, customers, dashboard
+from analytics import cohorts, comparison, costs, customers, dashboard
 from analytics.dashboard import (
     as_daily_number,
     as_daily_percent,
@@ -270,6 +270,13 @@ GROUP_COLUMNS = [
     ),
 ]
 GROUP_SORTS = {"name"} | {key for key, *_ in GROUP_COLUMNS}
+# What sorting every group by a column computes of them (comparison.group_rows' parts); the
+# figures of every other column come from people's orders, speech and referrals as well.
+GROUP_SORT_PARTS = {
+    **dict.fromkeys(["members_start", "members_end", "joins", "leave_rate", "retention"], "stays"),
+    **dict.fromkeys(["interaction_rate", "messages_per_member"], "daily"),
+    "roi": "money",
+}
 # Groups a comparison page shows (downloads hold them all).
 GROUPS_PER_PAGE = 50
 # Columns the chart shows as a percentage; average order value is charted in yuan.
@@ -287,9 +294,10 @@ GROUP_CHART_DEFAULT = "members_end"
 
 def sort_rows(rows: list, value, *, descending: bool) -> list:
     """Sorted by `value(row)`; undefined values (None) last whichever the direction."""
-    defined = [r for r in rows if value(r) is not None]
-    undefined = [r for r in rows if value(r) is None]
-    return sorted(defined, key=value, reverse=descending) + undefined
+    keyed = [(value(r), r) for r in rows]
+    defined = [(v, r) for v, r in keyed if v is not None]
+    defined.sort(key=lambda pair: pair[0], reverse=descending)
+    return [r for _v, r in defined] + [r for v, r in keyed if v is None]
 
 
 def _group_chart(figures: list, key: str, label: str) -> dict:
@@ -334,11 +342,15 @@ class GroupComparisonPage(AnalyticsPage):
                 user=user, period=period, groups=page_obj.object_list
             )
         else:
-            # A metric's order needs every group's figures; the page is cut from them.
+            # A figure's order needs that figure of every group (only what it is made of is
+            # computed for them all); the page's groups are then computed whole.
             values = {k: v for k, _label, v, _text in GROUP_COLUMNS}
             values["name"] = lambda f: (f.group.name or f.group.chat_id).lower()
+            parts = comparison.PARTS
+            if not downloading:
+                parts = frozenset({GROUP_SORT_PARTS.get(key, "people")})
             figures = sort_rows(
-                dashboard.group_comparison(user=user, period=period),
+                dashboard.group_comparison(user=user, period=period, parts=parts),
                 values[key],
                 descending=descending,
             )
@@ -346,7 +358,9 @@ class GroupComparisonPage(AnalyticsPage):
                 page_obj = Paginator(figures, GROUPS_PER_PAGE).get_page(
                     self.request.GET.get("page")
                 )
-                figures = list(page_obj.object_list)
+                figures = dashboard.group_comparison(
+                    user=user, period=period, groups=[f.group for f in page_obj.object_list]
+                )
 
         columns = [
             Column("name", gettext("Group"), numeric=False, sortable=True),

@@ -140,8 +140,18 @@ class GroupMembership(models.Model):
             ),
         ]
         indexes = [
-            models.Index(fields=["group", "joined_at"]),
-            models.Index(fields=["contact", "joined_at"]),
+            # Covering: a period's stays of many groups (analytics.comparison) or of one
+            # person are read from the index alone.
+            models.Index(
+                fields=["group", "joined_at"],
+                include=["contact", "left_at"],
+                name="membership_group_time",
+            ),
+            models.Index(
+                fields=["contact", "joined_at"],
+                include=["group", "left_at"],
+                name="membership_contact_time",
+            ),
             # Customers who left lately, per group (the workbench's "losing members fast"
             # alert), from the index alone instead of every stay ever.
             models.Index(

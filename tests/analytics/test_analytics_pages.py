@@ -37,6 +37,7 @@ from django.utils import timezone
 
 from analytics.events import record
 from analytics.models import EventType
+from analytics.pages import GROUP_SORTS
 from analytics.rollups import rollup_recent
 from contacts.models import ChannelCode, Follow
 from groups.models import Group, GroupMembership
@@ -357,6 +358,19 @@ def test_the_group_table_sorts_by_a_column_with_undefined_last(cast):
     assert order("-leave_rate") == ["小王的群", "别人的群", "空群"]
     assert order("-members_start") == ["小王的群", "别人的群", "空群"]
     assert order("members_start") == ["空群", "别人的群", "小王的群"]
+
+
+@pytest.mark.parametrize("key", sorted(GROUP_SORTS))
+def test_sorted_by_any_column_the_page_shows_the_downloads_rows_in_its_order(cast, key):
+    # The page sorts every group by that figure alone and then computes its page's groups
+    # whole; the download computes every group whole: same rows, same order.
+    client = login(cast.manager)
+    for sort in (key, f"-{key}"):
+        url = f"/analytics/groups/?{RANGE}&sort={sort}"
+        shown = shown_table(page(client, url), "groups").rows
+        response = client.get(f"{url}&format=csv&table=groups")
+        _header, *rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
+        assert shown == rows, sort
 
 
 def test_the_group_chart_shows_the_sorted_column_in_the_tables_order(cast):

@@ -127,6 +127,11 @@ def pages(objects: dict) -> list[tuple[str, str]]:
         *detail("campaign", ("campaign", "campaign_admin:detail")),
         ("analytics overview", reverse("analytics:overview")),
         ("group comparison", reverse("analytics:groups")),
+        # Sorted by a figure: that figure of every group, then the page's 50 whole.
+        *(
+            (f"groups by {key}", f"{reverse('analytics:groups')}?sort=-{key}")
+            for key in ("members_end", "retention", "interaction_rate", "conversion", "roi")
+        ),
         ("channel comparison", reverse("analytics:channels")),
         ("cohorts", reverse("analytics:cohorts")),
         ("customer types", reverse("analytics:customers")),
