@@ -19,7 +19,7 @@ from django.http import Http404, HttpResponseBadRequest
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext, ngettext, pgettext
 from django.utils.translation import gettext_lazy as _
 from django.views.generic import TemplateView
 
@@ -484,7 +484,7 @@ class CohortPage(AnalyticsPage):
             title=gettext("Share of each join cohort still in the groups"),
             columns=[
                 Column("start", gettext("Cohort"), numeric=False),
-                Column("size", gettext("Joined")),
+                Column("size", pgettext("cohort size", "Joined")),
             ]
             + [Column(f"n{n}", label) for n, label in zip(offsets, labels, strict=True)],
         )

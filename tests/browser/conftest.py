@@ -35,9 +35,13 @@ def chromium():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        # --lang: the browser's own widgets (date pickers) in Chinese, as operators see them.
+        # --lang and LANG: the browser's own widgets in Chinese, as operators see them (the
+        # date picker's 2026/11/23 follows LANG; --lang alone leaves it 11/23/2026).
         browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=["--lang=zh-CN"]
+            executable_path=CHROMIUM,
+            headless=True,
+            args=["--lang=zh-CN"],
+            env={**os.environ, "LANG": "zh_CN.UTF-8"},
         )
         yield browser
         browser.close()
@@ -73,12 +77,18 @@ def phone(chromium, live_server):
 
 @pytest.fixture
 def screenshot(page, request):
-    """screenshot(name[, of=other_page]): save the page as .data/screenshots/<test>-<name>.png."""
+    """screenshot(name[, of=other_page or a locator]): save the whole page (or just that
+    element) as .data/screenshots/<test>-<name>.png."""
+    from playwright.sync_api import Locator
+
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
     def take(name: str, *, of=None) -> Path:
         path = SCREENSHOTS / f"{request.node.name}-{name}.png"
-        (of or page).screenshot(path=str(path), full_page=True)
+        if isinstance(of, Locator):
+            of.screenshot(path=str(path))
+        else:
+            (of or page).screenshot(path=str(path), full_page=True)
         return path
 
     return take
@@ -96,13 +106,15 @@ def make_user(transactional_db):
 
 @pytest.fixture
 def log_in(page):
-    """log_in(user): sign in through the login form as a user made by make_user."""
+    """log_in(user[, on=other_page]): sign in through the login form as a user made by
+    make_user."""
 
-    def sign_in(user) -> None:
-        page.goto("/login/")
-        page.fill("input[name=username]", user.get_username())
-        page.fill("input[name=password]", PASSWORD)
-        page.click("form.form button[type=submit]")
-        page.wait_for_url(lambda url: "/login/" not in url)
+    def sign_in(user, *, on=None) -> None:
+        browser = on or page
+        browser.goto("/login/")
+        browser.fill("input[name=username]", user.get_username())
+        browser.fill("input[name=password]", PASSWORD)
+        browser.click("form.form button[type=submit]")
+        browser.wait_for_url(lambda url: "/login/" not in url)
 
     return sign_in
