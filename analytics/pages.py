@@ -270,12 +270,16 @@ GROUP_COLUMNS = [
     ),
 ]
 GROUP_SORTS = {"name"} | {key for key, *_ in GROUP_COLUMNS}
-# What sorting every group by a column computes of them (comparison.group_rows' parts); the
-# figures of every other column come from people's orders, speech and referrals as well.
+# What sorting every group by a column computes of them (comparison.group_rows' parts).
 GROUP_SORT_PARTS = {
-    **dict.fromkeys(["members_start", "members_end", "joins", "leave_rate", "retention"], "stays"),
-    **dict.fromkeys(["interaction_rate", "messages_per_member"], "daily"),
-    "roi": "money",
+    **dict.fromkeys(
+        ["members_start", "members_end", "joins", "leave_rate", "retention"], {"stays"}
+    ),
+    **dict.fromkeys(["interaction_rate", "messages_per_member"], {"daily_means"}),
+    **dict.fromkeys(["average_order_value", "repurchase_rate"], {"orders"}),
+    "conversion": {"stays", "orders"},  # buyers ÷ exposed
+    "roi": {"money"},
+    "referral_rate": {"people"},  # referrers ÷ active: speech and orders per member
 }
 # Groups a comparison page shows (downloads hold them all).
 GROUPS_PER_PAGE = 50
@@ -348,7 +352,7 @@ class GroupComparisonPage(AnalyticsPage):
             values["name"] = lambda f: (f.group.name or f.group.chat_id).lower()
             parts = comparison.PARTS
             if not downloading:
-                parts = frozenset({GROUP_SORT_PARTS.get(key, "people")})
+                parts = frozenset(GROUP_SORT_PARTS[key])
             figures = sort_rows(
                 dashboard.group_comparison(user=user, period=period, parts=parts),
                 values[key],
