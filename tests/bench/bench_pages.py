@@ -130,7 +130,14 @@ def pages(objects: dict) -> list[tuple[str, str]]:
         # Sorted by a figure: that figure of every group, then the page's 50 whole.
         *(
             (f"groups by {key}", f"{reverse('analytics:groups')}?sort=-{key}")
-            for key in ("members_end", "retention", "interaction_rate", "conversion", "roi")
+            for key in (
+                "members_end",
+                "retention",
+                "interaction_rate",
+                "conversion",
+                "roi",
+                "referral_rate",
+            )
         ),
         ("channel comparison", reverse("analytics:channels")),
         ("cohorts", reverse("analytics:cohorts")),
