@@ -165,7 +165,7 @@ class OverviewPage(AnalyticsPage):
         )
         daily = Table(
             key="daily",
-            title=gettext("Day by day"),
+            title=gettext("Interaction rate and messages per member, day by day"),
             columns=[
                 Column("day", gettext("Day"), numeric=False),
                 Column("interaction_rate", gettext("Interaction rate")),
