@@ -2,7 +2,7 @@
 show (issue 7, point 7: no N+1). Each test opens a page as a manager with N rows behind it,
 then with 3×N, and expects the same count.
 
-The workbench (/) is left out while it is being rewritten.
+The workbench (/) has its own in tests/analytics/test_workbench.py.
 """
 
 from collections import Counter
@@ -128,8 +128,8 @@ def customer(**fields):
 
 
 def note(contact) -> ContactNote:
-    # An author each: the page names who wrote a remark. (A remark without one, its author
-    # deleted, fails the contact page's template: reported, not this test's subject.)
+    # An author each: the page names who wrote a remark, one more row to read per note if
+    # it were fetched one by one.
     return ContactNote.objects.create(
         contact=contact,
         kind=ContactNote.Kind.IDENTITY,
