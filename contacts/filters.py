@@ -10,6 +10,7 @@ from django.db.models import Q, TextChoices
 from django.utils.translation import gettext_lazy as _
 
 from contacts.models import ChannelCode, Contact, MemberTier, Staff, Tag, TagGroup
+from scrm.widgets import ManyOptionsSelect
 
 FEN_PER_YUAN = 100
 # Query parameters that are not filters but may sit beside them in the same URL.
@@ -212,7 +213,10 @@ class ContactFilterForm(forms.Form):
         help_text=_("The channel code that brought them"),
     )
     group = IdField(
-        model=None, label=_("In group"), help_text=_("Currently a member of this group")
+        model=None,
+        label=_("In group"),
+        help_text=_("Currently a member of this group"),
+        widget=ManyOptionsSelect,
     )
     active_since = forms.DateField(
         label=_("Last active on or after"),
@@ -292,8 +296,16 @@ class ContactFilterForm(forms.Form):
         groups = _group_model().objects.filter(dismissed_at__isnull=True).order_by("name")
         if user is not None and not (user.is_manager or user.is_read_only):
             staff = getattr(user, "staff", None)
-            groups = groups.filter(Q(owner=staff) | Q(admins=staff)).distinct() if staff else []
-        self.fields["group"].widget.choices = blank + [(g.pk, str(g)) for g in groups]
+            groups = (
+                groups.filter(Q(owner=staff) | Q(admins=staff)).distinct()
+                if staff
+                else groups.none()
+            )
+        # A group's name, else its chat id (as Group.__str__), without a model per group.
+        self.fields["group"].widget.choices = blank + [
+            (pk, name or chat_id)
+            for pk, name, chat_id in groups.values_list("pk", "name", "chat_id")
+        ]
 
     def clean(self):
         cleaned = super().clean()

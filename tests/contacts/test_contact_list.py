@@ -390,6 +390,25 @@ def test_the_list_page_shows_the_total_and_fifty_customers_a_page(client, manage
     assert first.count(f'<option value="{tags["简约"].pk}">简约</option>') == 4
 
 
+def test_the_group_filter_offers_every_live_group_and_keeps_the_chosen_one(client, manager):
+    named = GroupFactory(name="宝妈<交流>群")
+    unnamed = GroupFactory(name="")
+    GroupFactory(name="已解散群", dismissed_at=NOW)
+    log_in(client, manager)
+
+    page = client.get("/contacts/", {"group": named.pk}).content.decode()
+    select = re.search(r'<select name="group"[^>]*>(.*?)</select>', page, re.S)
+
+    assert select, "no group filter on the page"
+    options = re.findall(r'<option value="(\d*)"( selected)?>([^<]*)</option>', select.group(1))
+    # By name, a group without one (shown by its chat id) first.
+    assert options == [
+        ("", "", "不限"),
+        (str(unnamed.pk), "", unnamed.chat_id),
+        (str(named.pk), " selected", "宝妈&lt;交流&gt;群"),
+    ]
+
+
 def test_the_list_page_shows_form_errors_for_bad_filters(client, manager):
     log_in(client, manager)
 
