@@ -134,6 +134,7 @@ class CampaignForm(forms.ModelForm):
         self.fields["audience_groups"].queryset = (
             Group.objects.filter(Q(dismissed_at__isnull=True) | Q(pk__in=present))
             .select_related("owner")
+            .only(*GroupChoiceField.LABEL_FIELDS)
             .order_by("name")
         )
         self.fields["staff"].queryset = Staff.objects.filter(

@@ -1,6 +1,7 @@
 """The SOP pages: plans, steps, go-live actions, preview, deliveries, content library and
 completion, as managers, operators and analysts see them."""
 
+import re
 from datetime import time
 
 import pytest
@@ -107,6 +108,22 @@ def test_an_operator_builds_a_plan_on_their_own_groups(operator, content):
     client.post(f"/sop/plans/{plan.pk}/activate/")
     plan.refresh_from_db()
     assert plan.status == Plan.Status.ACTIVE
+
+
+def test_the_edit_page_shows_the_plans_hand_picked_groups_chosen(manager, content):
+    picked = GroupFactory(name="宝妈<福利>群", owner=StaffFactory(name="小李"))
+    other = GroupFactory(name="别的群", owner=StaffFactory(name="小张"))
+    plan = group_plan(content, activated_at=timezone.now())
+    plan.groups.set([picked])
+
+    form = page(login(manager), f"/sop/plans/{plan.pk}/edit/")
+
+    select = re.search(r'<select name="groups"([^>]*)>(.*?)</select>', form, re.S)
+    assert select and " multiple" in select.group(1)
+    assert re.findall(r'<option value="(\d+)"( selected)?>([^<]*)</option>', select.group(2)) == [
+        (str(other.pk), "", "别的群 · 小张"),
+        (str(picked.pk), " selected", "宝妈&lt;福利&gt;群 · 小李"),
+    ]
 
 
 def test_a_group_plan_step_without_a_time_is_refused_beside_the_field(manager, content):
