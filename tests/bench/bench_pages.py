@@ -121,9 +121,11 @@ def pages(objects: dict) -> list[tuple[str, str]]:
             ("SOP plan", "sop:plan"),
             ("SOP plan deliveries", "sop:plan-deliveries"),
         ),
+        ("new SOP plan", reverse("sop:plan-new") + "?kind=group"),
         ("content library", reverse("sop:content")),
         ("SOP completion", reverse("sop:completion")),
         ("campaigns", reverse("campaign_admin:list")),
+        ("new campaign", reverse("campaign_admin:new")),
         *detail("campaign", ("campaign", "campaign_admin:detail")),
         ("analytics overview", reverse("analytics:overview")),
         ("group comparison", reverse("analytics:groups")),
@@ -147,6 +149,7 @@ def pages(objects: dict) -> list[tuple[str, str]]:
         ("costs", reverse("analytics:costs")),
         ("import/export", reverse("io:home")),
         ("jobs", reverse("io:jobs")),
+        ("settings", reverse("settings")),
     ]
 
 
