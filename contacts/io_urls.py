@@ -37,5 +37,6 @@ urlpatterns = [
         views.ExportApiView.as_view(kind="orders"),
         name="api-export-orders",
     ),
+    path("api/upkeep/<str:kind>", views.UpkeepApiView.as_view(), name="api-upkeep"),
     path("api/jobs/<int:pk>", views.JobApiView.as_view(), name="api-job"),
 ]

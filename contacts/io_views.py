@@ -21,7 +21,12 @@ from django.utils.translation import gettext as _t
 from django.utils.translation import gettext_lazy as _
 from django.views import View
 from django.views.generic import ListView, TemplateView
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
@@ -558,6 +563,33 @@ class ExportApiView(APIView):
         except ExportError as problem:
             return Response({problem.field: [str(problem)]}, status=400)
         return Response(job_payload(job, request), status=status.HTTP_202_ACCEPTED)
+
+
+class UpkeepApiView(APIView):
+    """Managers: start a full sync from WeCom (`wecom_sync`) or a rebuild of the figures
+    (`rollups_rebuild`) as a job; 202 with the new job, or 200 with the one of that kind
+    already queued or running (none is started twice at once). Others: 403."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        request=None,
+        parameters=[OpenApiParameter("kind", str, OpenApiParameter.PATH, enum=list(UPKEEP))],
+        responses={
+            202: JobOut,
+            200: OpenApiResponse(JobOut, description="One of this kind is already under way."),
+            403: OpenApiResponse(description="Only managers may start these."),
+            404: OpenApiResponse(description="No such kind of job."),
+        },
+    )
+    def post(self, request, kind: str):
+        if kind not in UPKEEP:
+            raise Http404("no such job")
+        job, started = UPKEEP[kind](user=request.user)
+        return Response(
+            job_payload(job, request),
+            status=status.HTTP_202_ACCEPTED if started else status.HTTP_200_OK,
+        )
 
 
 class JobApiView(APIView):

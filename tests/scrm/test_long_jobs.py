@@ -7,6 +7,7 @@ from io import StringIO
 import pytest
 from django.conf import settings
 from django.core.management import call_command
+from django.test import Client
 from django.utils import timezone
 
 from analytics.models import ContactActivity, DailyRollup
@@ -14,6 +15,7 @@ from analytics.rollups import FIGURES
 from contacts.models import Contact, ContactTag, Follow, Staff
 from groups.models import Group, GroupMembership
 from groups.sync import full_sync
+from scrm.account import api_token_issue
 from scrm.jobs import job_progress
 from scrm.models import Job, Role, User
 from tests.analytics.history import build_recorded_history
@@ -255,3 +257,45 @@ def test_a_sync_whose_worker_vanished_long_ago_is_marked_stopped_and_no_longer_b
     assert job != stuck
     stuck.refresh_from_db()
     assert stuck.status == "failed" and "start it again" in stuck.error
+
+
+# --- the same from a program, with an API token ----------------------------------------------
+
+
+def api_post(who: User, url: str):
+    token = api_token_issue(user=who)
+    return Client().post(url, HTTP_AUTHORIZATION=f"Token {token.key}")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("kind", ["wecom_sync", "rollups_rebuild"])
+def test_a_program_with_a_managers_token_starts_one_and_is_told_of_one_under_way(kind):
+    manager = user("boss", Role.ADMIN)
+    url = f"/io/api/upkeep/{kind}"
+
+    started = api_post(manager, url)
+    again = api_post(manager, url)
+
+    assert started.status_code == 202
+    job = Job.objects.get()
+    assert started.json()["id"] == job.pk and started.json()["kind"] == kind
+    assert started.json()["status"] == "queued" and started.json()["finished"] is False
+    assert started.json()["page_url"].endswith(f"/io/jobs/{job.pk}/")
+    assert (again.status_code, again.json()["id"]) == (200, job.pk)
+    assert Job.objects.count() == 1
+    progress = Client().get(
+        f"/io/api/jobs/{job.pk}", HTTP_AUTHORIZATION=f"Token {api_token_issue(user=manager).key}"
+    )
+    assert progress.status_code == 200 and progress.json()["phase"] == "queued"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("role", [Role.OPERATOR, Role.ANALYST])
+def test_a_program_with_anyone_elses_token_starts_nothing(role):
+    someone = user("someone", role)
+
+    assert api_post(someone, "/io/api/upkeep/wecom_sync").status_code == 403
+    assert api_post(someone, "/io/api/upkeep/rollups_rebuild").status_code == 403
+    assert Client().post("/io/api/upkeep/wecom_sync").status_code in (401, 403)
+    assert api_post(user("boss", Role.ADMIN), "/io/api/upkeep/reindex").status_code == 404
+    assert Job.objects.count() == 0
