@@ -583,9 +583,10 @@ class CustomerValueApi(APIView):
         query = _query(request, CustomerTypesQuerySerializer)
         day = query.get("last") or dashboard.default_period().last
         as_of = Period(day, day).end
+        layers, values = customers.customer_value(now=as_of)
         data = {
             "as_of": as_of,
-            "rfm": [vars(cell) for cell in customers.rfm_layers(now=as_of)],
+            "rfm": [vars(cell) for cell in layers],
             "channels": [
                 {
                     "channel_id": v.channel_id,
@@ -596,7 +597,7 @@ class CustomerValueApi(APIView):
                     "acquisition_cost_fen": ratio_data(v.acquisition_cost_fen),
                     "lifetime_value_fen": ratio_data(v.lifetime_value_fen),
                 }
-                for v in customers.channel_values(now=as_of)
+                for v in values
             ],
         }
         return Response(CustomerValueSerializer(data).data)
