@@ -1,7 +1,8 @@
 """The tables the analytics pages show, and their download as CSV or XLSX, cell for cell.
 
-A page builds `Table`s once; the template renders them and `table_download` writes the very
-same text, so a file always says what the page said ("1,234", "12.3%（37 / 301）", "—").
+A page builds `Table`s once; the template renders them (their rows through
+analytics.templatetags.reports) and `table_download` writes the very same text, so a file
+always says what the page said ("1,234", "12.3%（37 / 301）", "—").
 """
 
 import tempfile
@@ -57,10 +58,6 @@ class Table:
 
     def headers(self) -> list[tuple[Column, dict | None]]:
         return [(column, self.sort_links.get(column.key)) for column in self.columns]
-
-    def body(self) -> list[list[tuple[Cell, Column]]]:
-        """Rows as (cell, column) pairs, for the template."""
-        return [list(zip(row, self.columns, strict=True)) for row in self.rows]
 
 
 def table_download(table: Table, *, fmt: str, filename: str) -> HttpResponse:

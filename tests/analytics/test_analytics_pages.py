@@ -327,6 +327,16 @@ def test_a_manager_compares_every_live_group(cast):
     assert set(rows["空群"][5:]) == {"—"}
 
 
+def test_a_groups_name_in_a_table_is_text_linking_to_the_group(cast):
+    group = Group.objects.create(chat_id="wr-odd", name='<i>宝妈</i> & "朋友"', owner=cast.xiaowang)
+
+    html = page(login(cast.manager), f"/analytics/groups/?{RANGE}")
+
+    assert "<i>宝妈</i>" not in html
+    name = "&lt;i&gt;宝妈&lt;/i&gt; &amp; &quot;朋友&quot;"
+    assert f'<th scope="row"><a href="/groups/{group.pk}/">{name}</a></th>' in html
+
+
 def test_the_group_stage_highlights_the_numbers_it_puts_first(cast):
     html = page(login(cast.manager), f"/analytics/groups/?{RANGE}")
 
