@@ -157,10 +157,8 @@ def lifetime_value(contact_id: int, *, now: datetime | None = None) -> Decimal:
 
 
 # Every contact by source channel, with their revenue (from `buyers`: _CONTACT_ORDERS):
-# (channel_id, name, contacts, revenue_fen).
-# Counted apart and joined by channel: the contacts per channel from their own table, the
-# buyers' revenue through their contacts; carrying every contact through the join to the
-# buyers cost twice as much.
+# (channel_id, name, contacts, revenue_fen). The two are counted apart and joined by
+# channel: carrying every contact through the join to the buyers cost twice as much.
 _CHANNEL_REVENUE = """
     SELECT brought.channel_id, coalesce(ch.name, '') AS name, brought.contacts,
            coalesce(earned.revenue_fen, 0) AS revenue_fen
