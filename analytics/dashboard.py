@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from analytics import activity, comparison, metrics, rollups
+from analytics import activity, comparison, group_snapshot, metrics, rollups
 from analytics.metrics import ALL_GROUPS, DailyMean, Groups, Period, Ratio
 from analytics.models import DailyRollup
 from contacts.models import ChannelCode
@@ -180,6 +180,19 @@ def group_comparison(
     (analytics.comparison), or only `parts` of their figures (comparison.group_rows)."""
     groups = list(live_groups_for(user) if groups is None else groups)
     rows = comparison.group_rows([group.pk for group in groups], period, parts=parts)
+    return [_figures(group, rows[group.pk]) for group in groups]
+
+
+def group_comparison_to_sort(*, user, period: Period, parts: frozenset[str]) -> list[GroupFigures]:
+    """Every live group the login may see, by name, with what sorting by a figure made of
+    `parts` needs: the period's stored figures while they hold (analytics.group_snapshot),
+    those parts computed for the groups they lack."""
+    groups = list(live_groups_for(user))
+    ids = [group.pk for group in groups]
+    rows = group_snapshot.snapshot_rows(period, ids) or {}
+    missing = [gid for gid in ids if gid not in rows]
+    if missing:
+        rows.update(comparison.group_rows(missing, period, parts=parts))
     return [_figures(group, rows[group.pk]) for group in groups]
 
 

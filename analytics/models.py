@@ -257,3 +257,28 @@ class GroupSpeech(models.Model):
 
     def __str__(self) -> str:
         return f"{self.group_id}: {self.contact_id}"
+
+
+class GroupSortSnapshot(models.Model):
+    """Every live group's comparison figures over one period, stored by the rollup refresh
+    so that sorting a thousand groups by a figure reads them instead of computing them;
+    read only while it still holds (analytics.group_snapshot)."""
+
+    first = models.DateField(_("first day"))
+    last = models.DateField(_("last day"))
+    event_id = models.BigIntegerField(_("events read up to id"))
+    # Events from event_id - OVERLAP_IDS on that could change the figures, when taken.
+    seen = models.BigIntegerField(_("events seen"))
+    # {group id: [its figures]} (analytics.group_snapshot)
+    figures = models.JSONField(_("figures"))
+    taken_at = models.DateTimeField(_("taken at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("group sort snapshot")
+        verbose_name_plural = _("group sort snapshots")
+        constraints = [
+            models.UniqueConstraint(fields=["first", "last"], name="group_sort_snapshot_period")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.first}…{self.last} @ {self.event_id}"

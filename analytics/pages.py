@@ -23,7 +23,7 @@ from django.utils.translation import gettext, ngettext, pgettext
 from django.utils.translation import gettext_lazy as _
 from django.views.generic import TemplateView
 
-from analytics import cohorts, comparison, costs, customers, dashboard
+from analytics import cohorts, costs, customers, dashboard
 from analytics.dashboard import (
     as_daily_number,
     as_daily_percent,
@@ -350,14 +350,13 @@ class GroupComparisonPage(AnalyticsPage):
             # computed for them all); the page's groups are then computed whole.
             values = {k: v for k, _label, v, _text in GROUP_COLUMNS}
             values["name"] = lambda f: (f.group.name or f.group.chat_id).lower()
-            parts = comparison.PARTS
-            if not downloading:
-                parts = frozenset(GROUP_SORT_PARTS[key])
-            figures = sort_rows(
-                dashboard.group_comparison(user=user, period=period, parts=parts),
-                values[key],
-                descending=descending,
-            )
+            if downloading:
+                figures = dashboard.group_comparison(user=user, period=period)
+            else:
+                figures = dashboard.group_comparison_to_sort(
+                    user=user, period=period, parts=frozenset(GROUP_SORT_PARTS[key])
+                )
+            figures = sort_rows(figures, values[key], descending=descending)
             if not downloading:
                 page_obj = Paginator(figures, GROUPS_PER_PAGE).get_page(
                     self.request.GET.get("page")

@@ -40,7 +40,14 @@ from django.utils.translation import gettext as _t
 
 from analytics.activity import activity_rebuild, activity_recent
 from analytics.metrics import SHANGHAI, DailyMean, Period, Ratio, counted_orders_sql
-from analytics.models import ContactActivity, DailyRollup, Event, EventType, RollupWatermark
+from analytics.models import (
+    ContactActivity,
+    DailyRollup,
+    Event,
+    EventType,
+    GroupSortSnapshot,
+    RollupWatermark,
+)
 from contacts.models import Contact
 from groups.models import Group, GroupMembership
 from scrm.jobs import Progress, job_start_once, no_progress
@@ -253,6 +260,9 @@ def rollup_rebuild(first: date, last: date, *, progress: Progress = no_progress)
     rollup_days(days, progress=lambda day: progress(next(done), steps, phase="rollup_days"))
     progress(len(days), steps, phase="activity")
     activity_rebuild()
+    # Figures may have changed without events (analytics.group_snapshot): the next refresh
+    # takes them afresh.
+    GroupSortSnapshot.objects.all().delete()
     if not RollupWatermark.objects.filter(name=WATERMARK).exists():
         _advance_watermark(high)
     return days

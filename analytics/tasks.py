@@ -2,15 +2,18 @@
 
 from celery import shared_task
 
-from analytics import rollups
+from analytics import dashboard, group_snapshot, rollups
 from scrm.jobs import LONG_JOB_LIMITS, job_run
 
 
 # Safe to run twice or side by side: each day is rewritten whole under a per-day lock.
 @shared_task(ignore_result=True)
 def rollups_refresh() -> int:
-    """Every 5 minutes (settings.CELERY_BEAT_SCHEDULE): recompute the days new events touched."""
-    return len(rollups.rollup_recent())
+    """Every 5 minutes (settings.CELERY_BEAT_SCHEDULE): recompute the days new events touched,
+    then keep the group comparison's stored figures in step with them."""
+    days = rollups.rollup_recent()
+    group_snapshot.snapshot_keep(dashboard.default_period())
+    return len(days)
 
 
 @shared_task(acks_late=True, ignore_result=True, **LONG_JOB_LIMITS)

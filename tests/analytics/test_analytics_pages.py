@@ -24,7 +24,7 @@ import csv
 import io
 import json
 import re
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from html.parser import HTMLParser
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
@@ -36,11 +36,14 @@ from django.test import Client
 from django.utils import timezone
 
 from analytics.events import record
+from analytics.group_snapshot import snapshot_take
+from analytics.metrics import Period
 from analytics.models import EventType
 from analytics.pages import GROUP_SORTS
 from analytics.rollups import rollup_recent
 from contacts.models import ChannelCode, Follow
 from groups.models import Group, GroupMembership
+from groups.services import membership_join
 from scrm.models import Role, User
 from tests.factories import ContactFactory, GroupFactory, StaffFactory
 
@@ -48,6 +51,8 @@ pytestmark = pytest.mark.django_db
 
 SH = ZoneInfo("Asia/Shanghai")
 RANGE = "first=2026-11-02&last=2026-11-03"
+RANGE_PERIOD = Period(date(2026, 11, 2), date(2026, 11, 3))
+SH_NOV_2 = datetime(2026, 11, 2, 12, tzinfo=ZoneInfo("Asia/Shanghai"))
 # Long before anything happened.
 EMPTY_RANGE = "first=2026-06-01&last=2026-06-02"
 PAGES = [
@@ -370,10 +375,14 @@ def test_the_group_table_sorts_by_a_column_with_undefined_last(cast):
     assert order("members_start") == ["空群", "别人的群", "小王的群"]
 
 
+@pytest.mark.parametrize("stored", [False, True], ids=["computed", "stored"])
 @pytest.mark.parametrize("key", sorted(GROUP_SORTS))
-def test_sorted_by_any_column_the_page_shows_the_downloads_rows_in_its_order(cast, key):
-    # The page sorts every group by that figure alone and then computes its page's groups
-    # whole; the download computes every group whole: same rows, same order.
+def test_sorted_by_any_column_the_page_shows_the_downloads_rows_in_its_order(cast, key, stored):
+    # The page sorts every group by that figure alone (computed, or read from the figures
+    # the refresh stored) and then computes its page's groups whole; the download computes
+    # every group whole: same rows, same order.
+    if stored:
+        assert snapshot_take(RANGE_PERIOD) is not None
     client = login(cast.manager)
     for sort in (key, f"-{key}"):
         url = f"/analytics/groups/?{RANGE}&sort={sort}"
@@ -381,6 +390,21 @@ def test_sorted_by_any_column_the_page_shows_the_downloads_rows_in_its_order(cas
         response = client.get(f"{url}&format=csv&table=groups")
         _header, *rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
         assert shown == rows, sort
+
+
+def test_a_sort_follows_people_joining_late_before_the_refresh_has_seen_them(cast):
+    client = login(cast.manager)
+    url = f"/analytics/groups/?{RANGE}&sort=-members_end"
+    snapshot_take(RANGE_PERIOD)  # as the refresh stores them
+    rows = shown_table(page(client, url), "groups").rows
+    assert [(row[0], row[3]) for row in rows][-1] == ("空群", "0")
+
+    # WeCom's callbacks arrive late: three people joined 空群 on the first day.
+    for _n in range(3):
+        membership_join(group=cast.empty, contact=ContactFactory(), joined_at=SH_NOV_2)
+
+    rows = shown_table(page(client, url), "groups").rows
+    assert [(row[0], row[3]) for row in rows][0] == ("空群", "3")
 
 
 def test_the_group_chart_shows_the_sorted_column_in_the_tables_order(cast):

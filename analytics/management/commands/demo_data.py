@@ -7,6 +7,7 @@ from decimal import Decimal
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
+from analytics.dashboard import default_period
 from analytics.demo import (
     ALREADY_LOADED,
     OTHER_DEMO_LOADED,
@@ -14,6 +15,7 @@ from analytics.demo import (
     demo_data_load,
     demo_data_summary,
 )
+from analytics.group_snapshot import snapshot_take
 from analytics.rollups import rollup_rebuild, shanghai_today
 from sop.demo import sop_demo_load
 
@@ -80,6 +82,7 @@ class Command(BaseCommand):
             # The dashboard reads rollups: have them before the first 5-minute refresh.
             started = time.monotonic()
             days = rollup_rebuild(first_day, max(config.end_date, shanghai_today()))
+            snapshot_take(default_period())
             self.stdout.write(
                 f"Rolled up {len(days)} days and every customer's activity in "
                 f"{time.monotonic() - started:.1f}s"

@@ -1,0 +1,135 @@
+"""The group comparison's stored figures (analytics.group_snapshot): read only while they
+are still the live ones; anything that could change them retires them until the next
+refresh takes them afresh.
+
+The history is tests/analytics/history.py's; P is its period (2026-11-02 and 11-03). At
+P's end group A has 3 members (p1, p3, p4), group B 1 (p4).
+"""
+
+import dataclasses
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from analytics import comparison, dashboard, group_snapshot, rollups
+from analytics.events import record
+from analytics.group_snapshot import snapshot_keep, snapshot_rows, snapshot_take
+from analytics.metrics import Period
+from analytics.models import EventType, GroupSortSnapshot
+from analytics.tasks import rollups_refresh
+from groups.services import membership_join
+from tests.analytics.history import P, at, build_recorded_history
+
+
+@pytest.fixture
+def world(db):
+    world = build_recorded_history()
+    rollups.rollup_recent()  # the first refresh: rollups, activity and group speech
+    return world
+
+
+def ids(world) -> list[int]:
+    return [g.pk for g in world["groups"].values()]
+
+
+def figures(rows: dict) -> dict:
+    """Each row's figures, the daily figures by their means (all that sorting reads)."""
+    return {
+        gid: (
+            dataclasses.replace(row, interaction_rate=None, messages_per_member=None),
+            row.interaction_rate.value,
+            row.messages_per_member.value,
+        )
+        for gid, row in rows.items()
+    }
+
+
+def members_end(world) -> dict[str, int]:
+    rows = snapshot_rows(P, ids(world))
+    return {name: rows[g.pk].members_end for name, g in world["groups"].items()}
+
+
+def test_the_stored_figures_are_the_computed_ones(world):
+    assert snapshot_take(P) is not None
+
+    computed = comparison.group_rows(ids(world), P, parts=group_snapshot.PARTS)
+    assert figures(snapshot_rows(P, ids(world))) == figures(computed)
+    a = world["groups"]["A"]
+    assert figures(snapshot_rows(P, [a.pk])) == figures({a.pk: computed[a.pk]})
+    assert computed[a.pk].interaction_rate.value is not None
+    # Another period has none.
+    assert snapshot_rows(rollups.rebuild_period(), ids(world)) is None
+
+
+def test_people_joining_late_within_the_period_retire_it_until_the_next_refresh(world):
+    snapshot_take(P)
+    b = world["groups"]["B"]
+    for n in (2, 3, 6):  # WeCom's callbacks arrive late: they joined B on 11-02
+        membership_join(group=b, contact=world["people"][n], joined_at=at(11, 2, 8))
+
+    assert snapshot_rows(P, ids(world)) is None
+    # Not taken again before the refresh has rolled the joins up.
+    assert snapshot_take(P) is None
+
+    rollups.rollup_recent()
+    snapshot_keep(P)
+    assert snapshot_rows(P, ids(world)) is not None
+    assert members_end(world)["B"] == 4
+    assert members_end(world)["A"] == 3
+
+
+def test_todays_events_leave_it_standing_and_the_refresh_moves_it_on(world):
+    taken = snapshot_take(P)
+    record(
+        type=EventType.MESSAGE, occurred_at=timezone.now(), key="today",
+        contact=world["people"][1], group=world["groups"]["A"],
+    )  # fmt: skip
+
+    assert snapshot_rows(P, ids(world)) is not None
+    rollups.rollup_recent()
+    kept = snapshot_keep(P)
+    assert kept.pk == taken.pk  # not taken afresh
+    kept.refresh_from_db()
+    assert kept.event_id > taken.event_id
+    assert snapshot_rows(P, ids(world)) is not None
+
+
+def test_a_cost_recorded_today_for_the_period_retires_it(world):
+    snapshot_take(P)
+    record(
+        type=EventType.COST_RECORDED, occurred_at=timezone.now(), key="cost",
+        group=world["groups"]["B"], amount=50_000,
+        payload={"period_start": "2026-11-02", "period_end": "2026-11-03", "note": ""},
+    )  # fmt: skip
+
+    assert snapshot_rows(P, ids(world)) is None
+    rollups.rollup_recent()
+    snapshot_keep(P)
+    b = world["groups"]["B"]
+    assert snapshot_rows(P, [b.pk])[b.pk].cost_fen == 50_000
+
+
+def test_the_refresh_keeps_only_the_period_it_is_given(world):
+    snapshot_take(P)
+    earlier = Period(P.first - timedelta(days=7), P.last - timedelta(days=7))
+    snapshot_take(earlier)
+
+    snapshot_keep(P)
+
+    assert list(GroupSortSnapshot.objects.values_list("first", flat=True)) == [P.first]
+
+
+def test_the_5_minute_refresh_keeps_the_default_periods(world):
+    rollups_refresh.apply()  # what beat runs every 5 minutes
+    period = dashboard.default_period()
+    assert snapshot_rows(period, ids(world)) is not None
+    assert snapshot_rows(P, ids(world)) is None
+
+
+def test_a_rebuild_drops_it(world):
+    # A rebuild follows fixes made without events, which a snapshot cannot see.
+    snapshot_take(P)
+    rollups.rollup_rebuild(P.first, P.last)
+    assert snapshot_rows(P, ids(world)) is None
+    assert not GroupSortSnapshot.objects.exists()
