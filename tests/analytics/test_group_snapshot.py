@@ -8,8 +8,10 @@ P's end group A has 3 members (p1, p3, p4), group B 1 (p4).
 
 import dataclasses
 from datetime import timedelta
+from io import StringIO
 
 import pytest
+from django.core.management import call_command
 from django.utils import timezone
 
 from analytics import comparison, dashboard, group_snapshot, rollups
@@ -133,3 +135,11 @@ def test_a_rebuild_drops_it(world):
     rollups.rollup_rebuild(P.first, P.last)
     assert snapshot_rows(P, ids(world)) is None
     assert not GroupSortSnapshot.objects.exists()
+
+
+def test_the_rebuild_command_stores_them_afresh(world):
+    out = StringIO()
+    call_command("rollups_rebuild", "--first", "2026-11-02", "--last", "2026-11-03", stdout=out)
+
+    assert snapshot_rows(dashboard.default_period(), ids(world)) is not None
+    assert "Stored every group's figures" in out.getvalue()

@@ -23,6 +23,7 @@ import os
 import statistics
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -91,10 +92,20 @@ def sample_objects() -> dict:
     }
 
 
+SORTED_BY = ("members_end", "retention", "interaction_rate", "conversion", "roi", "referral_rate")
+
+
 def pages(objects: dict) -> list[tuple[str, str]]:
     """(page, URL) of every main dashboard page, by area; a detail page only when its row
     exists."""
     from django.urls import reverse
+
+    from analytics.dashboard import default_period
+
+    # The default range a week earlier.
+    default = default_period()
+    first, last = (day - timedelta(days=7) for day in (default.first, default.last))
+    earlier = f"first={first}&last={last}"
 
     def detail(key: str, *more: tuple[str, str]) -> list[tuple[str, str]]:
         if not objects[key]:
@@ -129,17 +140,16 @@ def pages(objects: dict) -> list[tuple[str, str]]:
         *detail("campaign", ("campaign", "campaign_admin:detail")),
         ("analytics overview", reverse("analytics:overview")),
         ("group comparison", reverse("analytics:groups")),
-        # Sorted by a figure: that figure of every group, then the page's 50 whole.
+        # Sorted by a figure: that figure of every group (stored by the 5-minute refresh for
+        # the default range), then the page's 50 whole.
+        *((f"groups by {key}", f"{reverse('analytics:groups')}?sort=-{key}") for key in SORTED_BY),
+        # The same sorts over another range: no figures stored for it (analytics.group_snapshot).
         *(
-            (f"groups by {key}", f"{reverse('analytics:groups')}?sort=-{key}")
-            for key in (
-                "members_end",
-                "retention",
-                "interaction_rate",
-                "conversion",
-                "roi",
-                "referral_rate",
+            (
+                f"groups by {key}, other range",
+                f"{reverse('analytics:groups')}?sort=-{key}&{earlier}",
             )
+            for key in SORTED_BY
         ),
         ("channel comparison", reverse("analytics:channels")),
         ("cohorts", reverse("analytics:cohorts")),
@@ -151,6 +161,17 @@ def pages(objects: dict) -> list[tuple[str, str]]:
         ("jobs", reverse("io:jobs")),
         ("settings", reverse("settings")),
     ]
+
+
+def stored_figures() -> str:
+    """Whether the group comparison's sorts read stored figures, as after the 5-minute refresh."""
+    from analytics.dashboard import default_period
+    from analytics.group_snapshot import snapshot_rows
+
+    period = default_period()
+    if snapshot_rows(period, []) is None:
+        return f"none for {period.first}…{period.last} (manage.py rollups_rebuild stores them)"
+    return f"hold for {period.first}…{period.last}"
 
 
 def unapplied_migrations() -> list[str]:
@@ -237,6 +258,7 @@ def main() -> None:
         if not args.only or any(part in name for part in args.only)
     ]
     print(f"{events:,} events; {len(chosen)} pages {who}; {objects}", flush=True)
+    print(f"group figures stored by the refresh: {stored_figures()}", flush=True)
     # A failing page becomes an ERROR row; its traceback would drown the table.
     logging.getLogger("django.request").disabled = True
     # DEBUG is off here, so CaptureQueriesContext turns query logging on for its block.

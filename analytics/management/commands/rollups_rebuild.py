@@ -5,6 +5,8 @@ from datetime import date
 
 from django.core.management.base import BaseCommand, CommandError
 
+from analytics.dashboard import default_period
+from analytics.group_snapshot import snapshot_take
 from analytics.rollups import REBUILD_DAYS, rebuild_period, rollup_rebuild
 
 
@@ -56,3 +58,7 @@ class Command(BaseCommand):
             f"Rebuilt {len(rebuilt)} day(s) from {first_day} to {last_day} "
             f"in {time.monotonic() - started:.1f} s."
         )
+        # The rebuild dropped the group comparison's stored figures; without waiting for the
+        # next refresh (None while it has events to roll up first).
+        if snapshot_take(default_period()):
+            self.stdout.write("Stored every group's figures for the default range.")
