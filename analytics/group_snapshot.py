@@ -32,27 +32,19 @@ from groups.models import Group
 # Every figure a sort reads: per person (stays, orders, speech, referrals), money, and the
 # daily figures' means.
 PARTS = frozenset({"people", "money", "daily_means"})
-_RELEVANT = f"""
-    SELECT count(*) FILTER (WHERE id > %(floor)s), count(*) FILTER (WHERE id > %(high)s),
-        count(*) FILTER (WHERE id > %(since)s)
-    FROM {Event._meta.db_table}
-    WHERE id > least(%(floor)s, %(since)s)
-      AND (occurred_at <= %(end)s OR type = {int(EventType.COST_RECORDED)})
-"""
 
 
-def _relevant(period: Period, *, floor: int, high: int, since: int | None = None) -> tuple:
-    """Events that could change P's figures, in one statement (one view of the log): those
-    with ids above `floor`, above `high`, and above `since` (0 when not given)."""
+def _relevant(period: Period, *above: int) -> tuple[int, ...]:
+    """How many events that could change P's figures (dated up to its end, or a cost) have
+    ids above each of `above`: one statement, so one view of the log."""
+    counts = ", ".join("count(*) FILTER (WHERE id > %s)" for _ in above)
     with connection.cursor() as cursor:
         cursor.execute(
-            _RELEVANT,
-            {
-                "floor": floor,
-                "high": high,
-                "since": floor if since is None else since,
-                "end": period.end,
-            },
+            f"""
+            SELECT {counts} FROM {Event._meta.db_table}
+            WHERE id > %s AND (occurred_at <= %s OR type = {int(EventType.COST_RECORDED)})
+            """,
+            [*above, min(above), period.end],
         )
         return cursor.fetchone()
 
@@ -73,7 +65,7 @@ def snapshot_take(period: Period) -> GroupSortSnapshot | None:
         return None
     # Counted before the figures: an event committed in between makes the count differ
     # later, so the snapshot is never read with figures that miss it.
-    seen, unread, _same = _relevant(period, floor=_floor(high), high=high)
+    seen, unread = _relevant(period, _floor(high), high)
     if unread:
         return None  # the daily figures and speech do not have it yet: the next refresh
     ids = list(Group.objects.filter(dismissed_at__isnull=True).values_list("pk", flat=True))
@@ -94,9 +86,7 @@ def snapshot_keep(period: Period) -> GroupSortSnapshot | None:
     high = _watermark()
     if snapshot is None or high is None:
         return snapshot_take(period)
-    seen, unread, still = _relevant(
-        period, floor=_floor(high), high=high, since=_floor(snapshot.event_id)
-    )
+    still, seen, unread = _relevant(period, _floor(snapshot.event_id), _floor(high), high)
     if still != snapshot.seen or unread:
         return snapshot_take(period)
     # Only from the version checked: a concurrent refresh may have moved it already.
@@ -117,8 +107,7 @@ def snapshot_rows(period: Period, group_ids: list[int]) -> dict[int, GroupRow] |
     if snapshot is None:
         return None
     event_id, seen = snapshot
-    floor = _floor(event_id)
-    if _relevant(period, floor=floor, high=floor)[0] != seen:
+    if _relevant(period, _floor(event_id)) != (seen,):
         return None
     # Only the groups asked for, read out of the JSON by the database.
     with connection.cursor() as cursor:
