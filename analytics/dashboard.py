@@ -186,10 +186,14 @@ def group_comparison(
 def group_comparison_to_sort(*, user, period: Period, parts: frozenset[str]) -> list[GroupFigures]:
     """Every live group the login may see, by name, with what sorting by a figure made of
     `parts` needs: the period's stored figures while they hold (analytics.group_snapshot),
-    those parts computed for the groups they lack."""
+    those parts computed for the groups they lack. A range with none is stored in the
+    background for the next sort or page."""
     groups = list(live_groups_for(user))
     ids = [group.pk for group in groups]
-    rows = group_snapshot.snapshot_rows(period, ids) or {}
+    rows = group_snapshot.snapshot_rows(period, ids)
+    if rows is None:
+        group_snapshot.snapshot_request(period)
+        rows = {}
     missing = [gid for gid in ids if gid not in rows]
     if missing:
         rows.update(comparison.group_rows(missing, period, parts=parts))

@@ -15,23 +15,32 @@ A snapshot is read only while it still holds, so a sort by it is the sort by liv
   a rebuild drops every snapshot.
 
 The default period ends yesterday, so the snapshot holds the whole day unless events from
-the past arrive late (an import of old orders, say) or a cost is recorded.
+the past arrive late (an import of old orders, say) or a cost is recorded. Another range
+that ended before today is stored in the background when first sorted (snapshot_request),
+and kept a day, so paging and sorting it again read it too.
 """
 
 import json
+from datetime import timedelta
 from decimal import Decimal
 
-from django.db import connection
+from django.core.cache import cache
+from django.db import connection, transaction
+from django.utils import timezone
 
 from analytics.comparison import GroupRow, MeanOnly, group_rows
 from analytics.metrics import Orders, Period
 from analytics.models import Event, EventType, GroupSortSnapshot, RollupWatermark
-from analytics.rollups import OVERLAP_IDS, WATERMARK
+from analytics.rollups import OVERLAP_IDS, WATERMARK, shanghai_today
 from groups.models import Group
 
 # Every figure a sort reads: per person (stays, orders, speech, referrals), money, and the
 # daily figures' means.
 PARTS = frozenset({"people", "money", "daily_means"})
+# Ranges other than the default, stored when sorted, are dropped this long after.
+KEEP_OTHER = timedelta(days=1)
+# One background take per range at a time: asked again within this, it is not queued again.
+REQUEST_SECONDS = 60
 
 
 def _relevant(period: Period, *above: int) -> tuple[int, ...]:
@@ -78,10 +87,25 @@ def snapshot_take(period: Period) -> GroupSortSnapshot | None:
     return snapshot
 
 
+def snapshot_request(period: Period) -> bool:
+    """Have P's figures stored in the background (analytics.tasks.group_figures_store), once
+    however many ask; False for a range reaching today, whose own events would retire it."""
+    if period.last >= shanghai_today():
+        return False
+    if cache.add(f"group-snapshot:{period.first}:{period.last}", 1, timeout=REQUEST_SECONDS):
+        from analytics.tasks import group_figures_store  # the tasks module imports this one
+
+        first, last = period.first.isoformat(), period.last.isoformat()
+        transaction.on_commit(lambda: group_figures_store.delay(first, last))
+    return True
+
+
 def snapshot_keep(period: Period) -> GroupSortSnapshot | None:
-    """The refresh's step: drop other periods' snapshots; move P's up to the watermark while
-    it holds (so the next check counts fewer events), or take it afresh."""
-    GroupSortSnapshot.objects.exclude(first=period.first, last=period.last).delete()
+    """The refresh's step: drop other ranges' snapshots a day old; move P's up to the
+    watermark while it holds (so the next check counts fewer events), or take it afresh."""
+    GroupSortSnapshot.objects.exclude(first=period.first, last=period.last).filter(
+        taken_at__lt=timezone.now() - KEEP_OTHER
+    ).delete()
     snapshot = GroupSortSnapshot.objects.filter(first=period.first, last=period.last).first()
     high = _watermark()
     if snapshot is None or high is None:

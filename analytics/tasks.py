@@ -1,8 +1,11 @@
 """Celery tasks of analytics: keeping the daily rollups up to date. Thin; see analytics.rollups."""
 
+from datetime import date
+
 from celery import shared_task
 
 from analytics import dashboard, group_snapshot, rollups
+from analytics.metrics import Period
 from scrm.jobs import LONG_JOB_LIMITS, job_run
 
 
@@ -21,3 +24,11 @@ def rollups_rebuild_run(job_id: int) -> str:
     """A manager's rebuild of the rollups (analytics.rollups.rollup_rebuild_start); job_run's
     claim makes a duplicated message run it once."""
     return job_run(job_id, lambda job, progress: rollups.rollup_rebuild_job(job, progress=progress))
+
+
+@shared_task(ignore_result=True)
+def group_figures_store(first: str, last: str) -> bool:
+    """Store every group's figures over a range an operator sorted the comparison by
+    (analytics.group_snapshot.snapshot_request)."""
+    period = Period(date.fromisoformat(first), date.fromisoformat(last))
+    return group_snapshot.snapshot_take(period) is not None

@@ -11,7 +11,11 @@ from datetime import timedelta
 from io import StringIO
 
 import pytest
+from django.core.cache import cache
 from django.core.management import call_command
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from analytics import comparison, dashboard, group_snapshot, rollups
@@ -21,7 +25,10 @@ from analytics.metrics import Period
 from analytics.models import EventType, GroupSortSnapshot
 from analytics.tasks import rollups_refresh
 from groups.services import membership_join
+from scrm.models import Role, User
 from tests.analytics.history import P, at, build_recorded_history
+from tests.analytics.test_analytics_pages import shown_table
+from tests.conftest import wait_for
 
 
 @pytest.fixture
@@ -112,14 +119,51 @@ def test_a_cost_recorded_today_for_the_period_retires_it(world):
     assert snapshot_rows(P, [b.pk])[b.pk].cost_fen == 50_000
 
 
-def test_the_refresh_keeps_only_the_period_it_is_given(world):
-    snapshot_take(P)
-    earlier = Period(P.first - timedelta(days=7), P.last - timedelta(days=7))
-    snapshot_take(earlier)
+def test_the_refresh_drops_other_ranges_a_day_after_they_were_stored(world):
+    def earlier(days: int) -> Period:
+        return Period(P.first - timedelta(days=days), P.last - timedelta(days=days))
+
+    for period in (P, earlier(7), earlier(14)):
+        snapshot_take(period)
+    GroupSortSnapshot.objects.filter(first=earlier(14).first).update(
+        taken_at=timezone.now() - timedelta(days=1, minutes=1)
+    )
 
     snapshot_keep(P)
 
-    assert list(GroupSortSnapshot.objects.values_list("first", flat=True)) == [P.first]
+    kept = set(GroupSortSnapshot.objects.values_list("first", flat=True))
+    assert kept == {P.first, earlier(7).first}
+
+
+def test_a_sort_over_another_range_stores_it_in_the_background_for_the_next(
+    world, celery_worker_thread
+):
+    manager = User.objects.create_user("boss", role=Role.ADMIN)
+    client = Client()
+    client.force_login(manager)
+    cache.delete(f"group-snapshot:{P.first}:{P.last}")  # an earlier test's request
+    url = f"/analytics/groups/?first={P.first}&last={P.last}&sort=-referral_rate"
+
+    def get() -> tuple[list, int]:
+        """The rows shown, and how many times the groups' stays were computed."""
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get(url)
+        assert response.status_code == 200
+        stays = sum("AS at_start" in q["sql"] for q in queries.captured_queries)
+        return shown_table(response.content.decode(), "groups").rows, stays
+
+    first, computed = get()
+    assert computed == 2  # every group's, to sort them; then the page's
+
+    wait_for(lambda: snapshot_rows(P, ids(world)), timeout=30)
+    again, computed = get()
+    assert again == first
+    assert computed == 1  # the page's only: the order came from the stored figures
+
+
+def test_a_range_reaching_today_is_never_stored(world):
+    today = rollups.shanghai_today()
+    assert group_snapshot.snapshot_request(Period(today - timedelta(days=6), today)) is False
 
 
 def test_the_5_minute_refresh_keeps_the_default_periods(world):
