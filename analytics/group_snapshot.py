@@ -1,13 +1,13 @@
-"""Every live group's comparison figures over the default period, taken by the 5-minute
-rollup refresh, so the group comparison sorts a thousand groups by a figure without
-computing it for each (the page's own groups are still computed live).
+"""Every live group's comparison figures over a period, stored (for the default period by
+the 5-minute rollup refresh), so the group comparison sorts a thousand groups by a figure
+without computing it for each; the page's own groups are still computed live.
 
 A snapshot is read only while it still holds, so a sort by it is the sort by live figures:
 - A group's figures over P depend only on events dated up to P's end, and on costs whenever
   recorded: memberships open and close with their events (groups.services), orders count
   refunds up to P's end, speech and referrals count P's events, and the daily figures and
-  GroupSpeech are read from the events by the same refresh that takes the snapshot. Events
-  are never changed or deleted.
+  GroupSpeech hold the events up to the rollups' watermark, which a snapshot is taken at.
+  Events are never changed or deleted.
 - So it holds while the events with ids above its watermark minus rollups.OVERLAP_IDS that
   are dated up to P's end or record a cost are as many as when it was taken. Ids further
   below committing later is what the rollups already rule out.
