@@ -172,14 +172,12 @@ def live_groups_for(user):
     return groups_visible_to(user).filter(dismissed_at__isnull=True).order_by("name", "pk")
 
 
-def group_comparison(
-    *, user, period: Period, groups=None, parts: frozenset[str] = comparison.PARTS
-) -> list[GroupFigures]:
+def group_comparison(*, user, period: Period, groups=None) -> list[GroupFigures]:
     """One row per live group the login may see, by name, or per group of `groups` (a page
     of live_groups_for's) in their order; all of them computed together
-    (analytics.comparison), or only `parts` of their figures (comparison.group_rows)."""
+    (analytics.comparison)."""
     groups = list(live_groups_for(user) if groups is None else groups)
-    rows = comparison.group_rows([group.pk for group in groups], period, parts=parts)
+    rows = comparison.group_rows([group.pk for group in groups], period)
     return [_figures(group, rows[group.pk]) for group in groups]
 
 
